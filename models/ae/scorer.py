@@ -1,0 +1,70 @@
+"""Training and scoring wrapper for the DCASE autoencoder (registry name ``ae``).
+
+Score of a vector = mean squared reconstruction error over its T x F inputs, as the DCASE
+baseline computes it; the per-feature contribution is that error averaged over the T frames,
+which names the mel bands (or sensor channels) that explain an event.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
+                    finite_or_raise)
+from .net import DcaseAutoencoder
+
+
+class AutoencoderScorer(Scorer):
+    name = "ae"
+    defaults = {"hidden": 128, "latent": 8, "layers": 4, "epochs": 100, "batch_size": 512,
+                "lr": 1e-3}
+
+    def build(self) -> nn.Module:
+        torch.manual_seed(self.seed)  # reproducible initial weights
+        h = self.hyper
+        return DcaseAutoencoder(self.input_spec.frames * self.input_spec.features,
+                                hidden=h["hidden"], latent=h["latent"], layers=h["layers"])
+
+    def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
+            progress: Progress | None = None) -> FitReport:
+        check_training_windows(self.name, windows, self.input_spec)
+        h = self.hyper
+        x = windows.reshape(windows.shape[0], -1).to(self.device, torch.float32)
+        gen = self._generator()
+        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
+        loss_fn = nn.MSELoss()
+        t0 = time.perf_counter()
+        self.module.train()
+        epoch_loss = float("nan")
+        for epoch in range(h["epochs"]):
+            total, count = 0.0, 0
+            for idx in epoch_batches(x.shape[0], h["batch_size"], gen):
+                if idx.numel() < 2:  # BatchNorm cannot train on one sample
+                    continue
+                xb = x[idx.to(self.device)]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(self.module(xb), xb)
+                loss.backward()
+                opt.step()
+                total += loss.item() * idx.numel()
+                count += idx.numel()
+            epoch_loss = finite_or_raise(self.name, total / max(count, 1))
+            if progress is not None:
+                progress(epoch + 1, h["epochs"], epoch_loss)
+        self.module.eval()
+        return FitReport(epochs=h["epochs"], seconds=time.perf_counter() - t0,
+                         final_loss=epoch_loss, n_windows=int(x.shape[0]))
+
+    @torch.inference_mode()
+    def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_batch(batch)
+        b, t, f = x.shape
+        recon = self.module(x.reshape(b, t * f)).reshape(b, t, f)
+        per_feature = (x - recon).square_().mean(dim=1)
+        return per_feature.mean(dim=1), per_feature
+
+    @classmethod
+    def test_params(cls) -> dict:
+        return {"epochs": 3, "batch_size": 64}

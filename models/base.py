@@ -1,0 +1,156 @@
+"""The scorer contract every model in ``models/`` follows (DESIGN §4.1).
+
+A scorer sees float tensors ``[B, T, F]`` (B vectors of T frames x F features) and returns
+``[B]`` scores, higher = more anomalous. It never applies a threshold, and ``score`` never
+changes its state: only ``fit`` learns.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .errors import ScorerError
+
+#: ``progress(epoch, epochs, loss)``; the CLI passes a tqdm bar or a log line.
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The shape of one scorer input: ``frames`` x ``features``, vectors ``hop`` frames apart."""
+
+    frames: int
+    features: int
+    hop: int = 1
+
+    def __post_init__(self) -> None:
+        if min(self.frames, self.features, self.hop) < 1:
+            raise ScorerError(f"input spec must be positive: {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitReport:
+    """What training did, for ``meta.json`` and the closing log line."""
+
+    epochs: int
+    seconds: float
+    final_loss: float
+    n_windows: int
+    extra: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` = CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScorerError(f"device {device!r} requested but CUDA is not available (use auto or cpu)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ScorerError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+class Scorer(ABC):
+    """Training and scoring wrapper around a pure ``nn.Module`` (``self.module``)."""
+
+    name: ClassVar[str]
+    #: Hyperparameters and their defaults; ``params()`` stores them in ``meta.json``.
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: How audio is cut for this scorer: log-mel settings, frames per vector (``frames``),
+    #: frames between vectors (``vector_hop``) and the alerting window (DESIGN §3).
+    audio_defaults: ClassVar[dict[str, Any]] = {
+        "n_fft": 1024, "hop_length": 512, "n_mels": 128, "frames": 5, "vector_hop": 1,
+        "window_s": 1.0, "hop_s": 0.5}
+
+    def __init__(self, *, input_spec: InputSpec, device: str | torch.device = "auto",
+                 seed: int = 0, **hyper: Any) -> None:
+        unknown = sorted(set(hyper) - set(self.defaults))
+        if unknown:
+            raise ScorerError(f"{self.name}: unknown parameter(s) {unknown}; "
+                              f"known: {sorted(self.defaults)}")
+        self.input_spec = input_spec
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.hyper = {**self.defaults, **hyper}
+        self.module: nn.Module = self.build().to(self.device)
+        self.module.eval()
+
+    # -- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> nn.Module:
+        """Create the pure network from ``self.input_spec`` and ``self.hyper``."""
+
+    @abstractmethod
+    def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
+            progress: Progress | None = None) -> FitReport:
+        """Learn from ``windows`` ``[N, T, F]`` (labels only for weakly-supervised scorers)."""
+
+    @abstractmethod
+    def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[B, T, F]`` -> (scores ``[B]``, per-feature contributions ``[B, F]`` or None)."""
+
+    # -- shared -------------------------------------------------------------------------
+    def score(self, batch: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F]`` -> ``[B]`` scores on ``self.device``; batched == one by one."""
+        return self.score_detail(batch)[0]
+
+    def check_batch(self, batch: torch.Tensor) -> torch.Tensor:
+        spec = self.input_spec
+        if batch.ndim != 3 or tuple(batch.shape[1:]) != (spec.frames, spec.features):
+            raise ScorerError(f"{self.name}: expected [B, {spec.frames}, {spec.features}], "
+                              f"got {list(batch.shape)}")
+        return batch.to(self.device, torch.float32, non_blocking=True)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.hyper)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+        self.module.eval()
+
+    @classmethod
+    def test_params(cls) -> dict[str, Any]:
+        """Tiny settings for the contract test (a few epochs)."""
+        return {}
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+
+def check_training_windows(name: str, windows: torch.Tensor, spec: InputSpec) -> None:
+    if windows.ndim != 3 or tuple(windows.shape[1:]) != (spec.frames, spec.features):
+        raise ScorerError(f"{name}: training windows must be [N, {spec.frames}, {spec.features}], "
+                          f"got {list(windows.shape)}")
+    if windows.shape[0] < 2:
+        raise ScorerError(f"{name}: need at least 2 training windows, got {windows.shape[0]}")
+    if not torch.isfinite(windows).all():
+        raise ScorerError(f"{name}: training windows contain NaN or inf")
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A shuffled permutation of ``range(n)`` cut into batches (the last one may be short)."""
+    perm = torch.randperm(n, generator=generator)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)] if n else []
+
+
+def finite_or_raise(name: str, loss: float) -> float:
+    if not math.isfinite(loss):
+        raise ScorerError(f"{name}: training diverged (loss = {loss})")
+    return loss

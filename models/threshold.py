@@ -1,0 +1,159 @@
+"""Decision thresholds fitted on normal window scores, kept apart from the scorers.
+
+The default is a gamma fit (DESIGN §4.2) under one of two conventions:
+
+- ``dcase``: shape, loc and scale free (``scipy.stats.gamma.fit``), threshold = ``ppf(0.9)``
+  (the DCASE 2020/2021 baselines);
+- ``paper``: loc fixed at 0, threshold = ``ppf(r)`` with r = 0.99 (the weakly-supervised
+  autoencoder paper).
+
+The other calibrators of the thresholds note (seeds/001) are here for comparison:
+``percentile`` (empirical quantile), ``sigma`` (mean + k standard deviations), ``kde``
+(Gaussian KDE tail quantile) and ``contamination`` (the quantile that flags a given rate).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ThresholdError
+
+METHODS = ("gamma", "percentile", "sigma", "kde", "contamination")
+CONVENTIONS = {"dcase": 0.9, "paper": 0.99}
+#: Below this many scores a tail quantile is guesswork.
+MIN_SCORES = 10
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A fitted threshold: its value, how it was fitted, and on what."""
+
+    value: float
+    method: str = "gamma"
+    convention: str | None = "dcase"
+    q: float | None = 0.9
+    params: dict[str, float] = field(default_factory=dict)
+    n_fit: int = 0
+    fitted_on: str = "held-out normal windows"
+    overridden: bool = False
+
+    def classify(self, score: float) -> bool:
+        return score > self.value
+
+    @property
+    def spread(self) -> float:
+        """Standard deviation of the fitted normal-score distribution (severity's unit)."""
+        p = self.params
+        if "a" in p:
+            return math.sqrt(p["a"]) * p["scale"]
+        return float(p.get("std", 0.0)) or abs(self.value) or 1.0
+
+    def severity(self, peak: float) -> float:
+        """How far ``peak`` lies past the threshold, in standard deviations of normal scores."""
+        return (peak - self.value) / self.spread
+
+    def with_value(self, value: float) -> "Threshold":
+        """An override (config or CLI) keeps the fit for reference and says it is overridden."""
+        if not math.isfinite(value):
+            raise ThresholdError(f"threshold override must be finite, got {value}")
+        d = asdict(self)
+        d.update(value=float(value), overridden=True)
+        return Threshold(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Threshold":
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise ThresholdError(f"invalid threshold record: {exc}") from None
+
+
+def _clean(scores: Any) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if s.size < MIN_SCORES:
+        raise ThresholdError(f"need at least {MIN_SCORES} normal scores to fit a threshold, got "
+                             f"{s.size} (hold out more normal clips or use longer clips)")
+    if not np.isfinite(s).all():
+        raise ThresholdError(f"{int((~np.isfinite(s)).sum())} of {s.size} scores are NaN or inf")
+    if np.ptp(s) <= 1e-12 * max(1.0, float(np.abs(s).max())):
+        raise ThresholdError(f"all {s.size} scores are equal ({s[0]:.6g}); a constant input "
+                             "cannot calibrate a threshold")
+    return s
+
+
+def fit_threshold(scores: Any, *, method: str = "gamma", convention: str = "dcase",
+                  q: float | None = None, k: float = 3.0, rate: float = 0.01,
+                  fitted_on: str = "held-out normal windows") -> Threshold:
+    """Fit a threshold on normal scores computed exactly as live scores are."""
+    s = _clean(scores)
+    base = {"n_fit": int(s.size), "fitted_on": fitted_on}
+    if method == "gamma":
+        return _fit_gamma(s, convention=convention, q=q, **base)
+    stats = {"mean": float(s.mean()), "std": float(s.std(ddof=1))}
+    if method == "percentile":
+        q = 0.99 if q is None else _check_q(q)
+        return Threshold(float(np.quantile(s, q)), method, None, q, stats, **base)
+    if method == "sigma":
+        return Threshold(stats["mean"] + k * stats["std"], method, None, None,
+                         {**stats, "k": float(k)}, **base)
+    if method == "kde":
+        q = 0.99 if q is None else _check_q(q)
+        return Threshold(_kde_quantile(s, q), method, None, q, stats, **base)
+    if method == "contamination":
+        if not 0.0 < rate < 0.5:
+            raise ThresholdError(f"contamination rate must lie in (0, 0.5), got {rate}")
+        return Threshold(float(np.quantile(s, 1.0 - rate)), method, None, 1.0 - rate,
+                         {**stats, "rate": float(rate)}, **base)
+    raise ThresholdError(f"unknown threshold method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _check_q(q: float) -> float:
+    if not 0.0 < q < 1.0:
+        raise ThresholdError(f"quantile q must lie in (0, 1), got {q}")
+    return float(q)
+
+
+def _fit_gamma(s: np.ndarray, *, convention: str, q: float | None, **base: Any) -> Threshold:
+    from scipy import stats  # noqa: PLC0415 - keep scoring imports light
+
+    if convention not in CONVENTIONS:
+        raise ThresholdError(f"unknown threshold convention {convention!r}; "
+                             f"known: {', '.join(CONVENTIONS)}")
+    q = _check_q(CONVENTIONS[convention] if q is None else q)
+    if convention == "paper":
+        if (s <= 0).any():
+            raise ThresholdError("the paper convention (loc = 0) needs positive scores")
+        a, loc, scale = stats.gamma.fit(s, floc=0.0)
+    else:
+        a, loc, scale = stats.gamma.fit(s)
+    if not all(map(math.isfinite, (a, loc, scale))) or a <= 0 or scale <= 0:
+        raise ThresholdError(f"gamma fit failed on {s.size} scores (a={a}, loc={loc}, scale={scale})")
+    value = float(stats.gamma.ppf(q, a, loc=loc, scale=scale))
+    return Threshold(value, "gamma", convention, q,
+                     {"a": float(a), "loc": float(loc), "scale": float(scale)}, **base)
+
+
+def _kde_quantile(s: np.ndarray, q: float) -> float:
+    from scipy import stats  # noqa: PLC0415
+
+    kde = stats.gaussian_kde(s)
+    bw = float(np.sqrt(kde.covariance[0, 0]))
+    grid = np.linspace(s.min() - 4 * bw, s.max() + 4 * bw, 4096)
+    cdf = np.array([kde.integrate_box_1d(-np.inf, x) for x in grid])
+    return float(np.interp(q, cdf, grid))
+
+
+def gamma_pdf(x: np.ndarray, threshold: Threshold) -> np.ndarray | None:
+    """The fitted gamma density at ``x`` (for plots), or None for other calibrators."""
+    if threshold.method != "gamma":
+        return None
+    from scipy import stats  # noqa: PLC0415
+
+    p = threshold.params
+    return stats.gamma.pdf(x, p["a"], loc=p["loc"], scale=p["scale"])

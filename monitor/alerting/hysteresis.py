@@ -1,0 +1,40 @@
+"""Hysteresis over window decisions: open after k of the last n over, close after m under."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HysteresisSpec:
+    k: int = 2
+    n: int = 3
+    m: int = 3
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.k <= self.n and self.m >= 1):
+            raise ValueError(f"hysteresis needs 1 <= k <= n and m >= 1, got {self}")
+
+
+class Hysteresis:
+    """Feeds one boolean per window; says when an event opens and when it closes."""
+
+    def __init__(self, spec: HysteresisSpec = HysteresisSpec()) -> None:
+        self.spec = spec
+        self.recent: deque[bool] = deque(maxlen=spec.n)
+        self.is_open = False
+        self.under_run = 0
+
+    def update(self, over: bool) -> str | None:
+        self.recent.append(over)
+        if not self.is_open:
+            if sum(self.recent) >= self.spec.k:
+                self.is_open, self.under_run = True, 0
+                return "open"
+            return None
+        self.under_run = 0 if over else self.under_run + 1
+        if self.under_run >= self.spec.m:
+            self.is_open = False
+            self.recent.clear()
+            return "close"
+        return None

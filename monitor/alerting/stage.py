@@ -1,0 +1,112 @@
+"""The alerting stage: threshold + hysteresis per (stream, model) -> open/closed events."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.threshold import Threshold
+from workers.windowing import WindowScore
+
+from .events import MACHINE, make_event
+from .hysteresis import Hysteresis, HysteresisSpec
+
+#: How many features an event's explanation names.
+TOP_FEATURES = 5
+
+
+@dataclass
+class _Open:
+    start: WindowScore
+    last_over: WindowScore
+    peak: float
+    windows: int
+    contrib_sum: np.ndarray | None
+    opened: dict[str, Any]
+
+
+@dataclass
+class AlertContext:
+    """Who the events are about: labels copied into every event."""
+
+    stream: str
+    scorer: str
+    model_version: str
+    sample_rate: int
+    machine: str | None = None
+    time_origin_s: float = 0.0
+    feature_names: list[str] | None = None
+
+
+@dataclass
+class StreamAlerts:
+    """Alert state of one stream under one model."""
+
+    ctx: AlertContext
+    threshold: Threshold
+    spec: HysteresisSpec = field(default_factory=HysteresisSpec)
+
+    def __post_init__(self) -> None:
+        self.hyst = Hysteresis(self.spec)
+        self.recent: list[WindowScore] = []
+        self.open: _Open | None = None
+        self.opened_count = 0
+
+    def update(self, w: WindowScore) -> list[dict[str, Any]]:
+        over = self.threshold.classify(w.score)
+        self.recent = (self.recent + [w])[-self.spec.n:]
+        transition = self.hyst.update(over)
+        out = []
+        if transition == "open":
+            overs = [x for x in self.recent if self.threshold.classify(x.score)]
+            self.open = _Open(start=overs[0], last_over=overs[-1], peak=max(x.score for x in overs),
+                              windows=len(overs), contrib_sum=_sum_contrib(overs), opened={})
+            self.opened_count += 1
+            ev = self._event("open", self.open)
+            self.open.opened = ev
+            out.append(ev)
+        elif self.open is not None:
+            if over:
+                o = self.open
+                o.last_over, o.peak, o.windows = w, max(o.peak, w.score), o.windows + 1
+                if w.contributions is not None and o.contrib_sum is not None:
+                    o.contrib_sum = o.contrib_sum + w.contributions
+            if transition == "close":
+                out.append(self._event("closed", self.open))
+                self.open = None
+        return out
+
+    def finish(self, reason: str = "end-of-stream") -> list[dict[str, Any]]:
+        """Close an event still open when the stream ends."""
+        if self.open is None:
+            return []
+        ev = self._event("closed", self.open, closed_by=reason)
+        self.open = None
+        return [ev]
+
+    def _event(self, status: str, o: _Open, **extra: Any) -> dict[str, Any]:
+        c = self.ctx
+        return make_event(
+            status=status, kind=MACHINE, stream=c.stream, machine=c.machine, scorer=c.scorer,
+            model_version=c.model_version, start_sample=o.start.start_sample,
+            end_sample=o.last_over.end_sample, sample_rate=c.sample_rate,
+            time_origin_s=c.time_origin_s, peak_score=round(o.peak, 6),
+            threshold=round(self.threshold.value, 6),
+            severity=round(self.threshold.severity(o.peak), 3), windows=o.windows,
+            explanation=_explain(o.contrib_sum, c.feature_names), **extra)
+
+
+def _sum_contrib(ws: list[WindowScore]) -> np.ndarray | None:
+    parts = [w.contributions for w in ws if w.contributions is not None]
+    return np.sum(parts, axis=0) if parts else None
+
+
+def _explain(contrib: np.ndarray | None, names: list[str] | None) -> dict[str, Any] | None:
+    if contrib is None:
+        return None
+    total = float(contrib.sum()) or 1.0
+    top = np.argsort(contrib)[::-1][:TOP_FEATURES]
+    return {"top_features": [
+        {"index": int(i), "name": names[i] if names else f"f{i}", "share": round(float(contrib[i]) / total, 4)}
+        for i in top]}

@@ -1,0 +1,48 @@
+"""The ``monitor`` command: one entry point, one module per subcommand."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from models.errors import MonitorError
+
+from . import __version__
+from .commands import demo, evaluate, replay, train
+from .logs import setup_logging
+
+COMMANDS = [train, evaluate, replay, demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="monitor", description="Real-time anomaly monitor for machine "
+                                "sound and sensor streams.")
+    p.add_argument("--version", action="version", version=f"monitor {__version__}")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default="auto", choices=("auto", "json", "text"),
+                   help="auto = text on a terminal, JSON lines otherwise")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        cmd.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    setup_logging(level=args.log_level, fmt=args.log_format)
+    try:
+        return int(args.run(args) or 0)
+    except MonitorError as exc:
+        print(f"monitor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger("monitor").warning("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""``monitor replay``: recorded clips through the streaming path, events as they happen."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workers.model import load_model
+
+from ..replay import replay, window_series
+from ..sinks import FanOut, JsonlSink, StdoutSink
+
+HELP = "replay recorded audio through the live pipeline, printing anomaly events"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help=HELP, description=HELP)
+    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--data", required=True, metavar="DIR_OR_FILE")
+    p.add_argument("--realtime", action="store_true", help="pace at real time (default: as fast as possible)")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="chunk size pushed through the pipeline")
+    p.add_argument("--concat", action="store_true",
+                   help="play a folder's clips back to back as one stream per machine/section")
+    p.add_argument("--events", metavar="FILE.jsonl", help="also append events to this JSON-lines file")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model, device=args.device, threshold_override=args.threshold)
+    sinks = [StdoutSink(json_lines=args.json)]
+    if args.events:
+        sinks.append(JsonlSink(args.events))
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm  # noqa: PLC0415
+
+        bar = tqdm(desc="replay", unit="file", leave=False)
+    with FanOut(sinks) as sink:
+        res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
+                     concat=args.concat, progress=bar.update if bar else None)
+    if bar is not None:
+        bar.close()
+    out = sys.stderr if args.json else sys.stdout
+    print(f"\n{'stream':40s} {'seconds':>8s} {'windows':>8s} {'clip score':>11s} {'events':>7s}", file=out)
+    for r in res.streams:
+        n_open = sum(e["status"] == "open" for e in r.events)
+        print(f"{r.summary.stream[:40]:40s} {r.summary.samples / res.sample_rate:8.1f} "
+              f"{len(r.windows):8d} {r.summary.clip_score:11.5g} {n_open:7d}", file=out)
+    opened = sum(e["status"] == "open" for e in res.events)
+    print(f"{len(res.streams)} stream(s), {opened} event(s) opened, threshold "
+          f"{model.threshold.value:.5g}; files skipped: {dict(res.read.skipped) or 'none'}", file=out)
+    if args.plot:
+        from .. import plots  # noqa: PLC0415
+
+        shown = sorted(res.streams, key=lambda r: -len(r.events))[:8]
+        plots.timeline(args.plot, streams={r.summary.stream: window_series(r, res.sample_rate) for r in shown},
+                       threshold=model.threshold, events=res.events, title=f"replay: {model.version}")
+        print(f"plot {args.plot}", file=out)
+    return 0

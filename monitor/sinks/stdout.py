@@ -1,0 +1,35 @@
+"""Events on standard output: one readable line each, or JSON lines (``json=True``)."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from .base import Sink
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line a maintenance engineer can read."""
+    kind = event.get("kind", "machine")
+    head = f"[{event['status'].upper():6s}] {event['stream']}  {kind}"
+    span = f"t={event['start']:.2f}-{event['end']:.2f}s"
+    if kind != "machine":
+        return f"{head}  {span}  {event.get('detail', '')}".rstrip()
+    top = (event.get("explanation") or {}).get("top_features") or []
+    bands = ", ".join(f["name"] for f in top[:3])
+    return (f"{head}  {span}  peak={event['peak_score']:.4g} thr={event['threshold']:.4g} "
+            f"severity={event['severity']:.2f} windows={event['windows']}"
+            + (f"  bands: {bands}" if bands else "") + f"  id={event['event_id']}")
+
+
+class StdoutSink(Sink):
+    def __init__(self, *, json_lines: bool = False, stream: TextIO | None = None) -> None:
+        self.json_lines = json_lines
+        self.stream = stream
+
+    def write(self, event: dict[str, Any]) -> None:
+        out = self.stream or sys.stdout
+        out.write((json.dumps(event) if self.json_lines else describe(event)) + "\n")
+
+    def flush(self) -> None:
+        (self.stream or sys.stdout).flush()

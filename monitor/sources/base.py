@@ -1,0 +1,24 @@
+"""What every audio source yields: chunks of one stream's samples, in order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class AudioChunk:
+    """Mono float32 samples in [-1, 1] of one stream.
+
+    ``start_sample`` places the chunk on the stream's sample grid (0 = the stream's first
+    sample); ``time_origin_s`` is the stream clock's time of sample 0 (epoch seconds for live
+    input, 0 for files). ``end_of_stream`` marks a stream's last chunk.
+    """
+
+    stream: str
+    samples: np.ndarray
+    sample_rate: int
+    start_sample: int
+    end_of_stream: bool = False
+    machine: str | None = None
+    time_origin_s: float = 0.0

@@ -1,0 +1,43 @@
+"""Shared fixtures: small seeded synthetic audio, a tiny trained model, the shared data path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def factory(tmp_path_factory) -> dict:
+    """A synthetic pump: train/ (16 normal clips) and test/ (4 normal + 4 faulty), 3 s each."""
+    from monitor.synth import write_factory
+
+    root = tmp_path_factory.mktemp("factory")
+    return write_factory(root, machines={"pump": 110.0}, normal_clips=16, test_normal=4,
+                         test_faulty=4, seconds=3.0, seed=7)["pump"]
+
+
+@pytest.fixture(scope="session")
+def trained_model(factory, tmp_path_factory) -> Path:
+    """A small autoencoder trained on the synthetic pump (a few seconds on CPU)."""
+    from monitor.training import TrainOptions, train_audio
+
+    out = tmp_path_factory.mktemp("models") / "pump"
+    train_audio(factory["train"], out, TrainOptions(seed=0, epochs=25, device="cpu",
+                                                    params={"batch_size": 64}, holdout=0.25))
+    return out
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,65 @@
+"""Gamma thresholds recover known distributions; degenerate inputs never give a threshold."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from models.errors import ThresholdError
+from models.threshold import METHODS, Threshold, fit_threshold
+
+
+@pytest.fixture
+def gamma_scores():
+    return stats.gamma.rvs(4.0, loc=2.0, scale=0.5, size=20000, random_state=np.random.default_rng(0))
+
+
+def test_dcase_convention_recovers_shape_loc_scale(gamma_scores):
+    t = fit_threshold(gamma_scores, convention="dcase")
+    assert t.params["a"] == pytest.approx(4.0, rel=0.1)
+    assert t.params["loc"] == pytest.approx(2.0, abs=0.15)
+    assert t.params["scale"] == pytest.approx(0.5, rel=0.1)
+    assert t.q == 0.9
+    assert t.value == pytest.approx(stats.gamma.ppf(0.9, 4.0, loc=2.0, scale=0.5), rel=0.01)
+
+
+def test_paper_convention_fixes_loc_at_zero():
+    s = stats.gamma.rvs(13.0, scale=0.2, size=20000, random_state=np.random.default_rng(1))
+    t = fit_threshold(s, convention="paper")
+    assert t.params["loc"] == 0.0 and t.q == 0.99
+    assert t.params["a"] == pytest.approx(13.0, rel=0.05)
+    assert t.value == pytest.approx(stats.gamma.ppf(0.99, 13.0, scale=0.2), rel=0.01)
+    assert (s > t.value).mean() == pytest.approx(0.01, abs=0.003)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_calibrator_flags_roughly_its_tail(method, gamma_scores):
+    t = fit_threshold(gamma_scores, method=method, q=0.95, rate=0.05)
+    rate = (gamma_scores > t.value).mean()
+    assert 0.0 < rate < 0.11, (method, rate)
+    assert Threshold.from_dict(t.to_dict()) == t
+
+
+@pytest.mark.parametrize("scores,match", [
+    (np.ones(50), "all 50 scores are equal"),
+    (np.arange(5.0), "at least 10"),
+    (np.r_[np.arange(20.0), np.nan], "NaN or inf"),
+])
+def test_degenerate_inputs_raise(scores, match):
+    with pytest.raises(ThresholdError, match=match):
+        fit_threshold(scores)
+
+
+def test_unknown_method_and_convention_are_named():
+    with pytest.raises(ThresholdError, match="unknown threshold method 'x'"):
+        fit_threshold(np.arange(20.0) + 1, method="x")
+    with pytest.raises(ThresholdError, match="unknown threshold convention 'y'"):
+        fit_threshold(np.arange(20.0) + 1, convention="y")
+
+
+def test_override_and_severity(gamma_scores):
+    t = fit_threshold(gamma_scores)
+    o = t.with_value(10.0)
+    assert o.overridden and o.value == 10.0 and o.params == t.params
+    assert t.severity(t.value) == 0.0 and t.severity(t.value + t.spread) == pytest.approx(1.0)
+    assert t.classify(t.value + 1e-9) and not t.classify(t.value)

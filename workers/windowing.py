@@ -1,0 +1,154 @@
+"""Per-stream state that cuts a stream into frames, vectors and alerting windows.
+
+Positions are absolute sample indices on a grid anchored at sample 0 of the stream's clock:
+frame ``f`` starts at ``f * hop``, vector ``v`` holds frames ``v*h .. v*h + T - 1`` and alerting
+window ``k`` covers samples ``[k*H, k*H + W)``. A stream that starts (or restarts after a crash
+or a gap) mid-grid skips ahead to the next grid point, so the same audio always yields the same
+frames, vectors and windows however it was chunked or resumed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class SampleFramer:
+    """Raw samples in any chunk sizes -> whole frames ``[n, frame_len]`` on the hop grid."""
+
+    def __init__(self, *, frame_len: int, hop: int, start_sample: int = 0, channels: int = 1) -> None:
+        self.frame_len, self.hop = frame_len, hop
+        self.next_frame = ceil_div(start_sample, hop)
+        self._skip = self.next_frame * hop - start_sample  # samples to drop to reach the grid
+        self.buf = np.zeros((0,) if channels == 1 else (0, channels), dtype=np.float32)
+        self.end_sample = start_sample  # one past the last sample received
+
+    def push(self, samples: np.ndarray) -> tuple[int, np.ndarray]:
+        """Add samples; return (index of the first new frame, new frames ``[n, frame_len, ...]``)."""
+        samples = np.asarray(samples, dtype=np.float32)
+        self.end_sample += len(samples)
+        if self._skip:
+            drop = min(self._skip, len(samples))
+            samples, self._skip = samples[drop:], self._skip - drop
+        buf = np.concatenate([self.buf, samples]) if len(self.buf) else samples
+        first = self.next_frame
+        if len(buf) < self.frame_len:
+            self.buf = buf.copy()
+            return first, np.zeros((0, self.frame_len, *buf.shape[1:]), dtype=np.float32)
+        n = 1 + (len(buf) - self.frame_len) // self.hop
+        view = np.lib.stride_tricks.sliding_window_view(buf, self.frame_len, axis=0)[::self.hop][:n]
+        if view.ndim == 3:  # (n, channels, frame_len) -> (n, frame_len, channels)
+            view = view.transpose(0, 2, 1)
+        frames = np.array(view, dtype=np.float32, order="C")  # a writable copy
+        self.buf = buf[n * self.hop:].copy()
+        self.next_frame += n
+        return first, frames
+
+
+class VectorStacker:
+    """Feature frames ``[n, F]`` -> vectors ``[V, T, F]`` of T consecutive frames, h frames apart."""
+
+    def __init__(self, *, frames: int, hop: int = 1) -> None:
+        self.T, self.h = frames, hop
+        self.tail: torch.Tensor | None = None
+        self.tail_start = 0
+        self.next_vector: int | None = None
+
+    def push(self, first_frame: int, feats: torch.Tensor) -> tuple[int, torch.Tensor]:
+        if self.tail is not None and len(self.tail):
+            if self.tail_start + len(self.tail) != first_frame:
+                raise ValueError(f"frames are not contiguous: expected frame "
+                                 f"{self.tail_start + len(self.tail)}, got {first_frame}")
+            feats, first_frame = torch.cat([self.tail, feats]), self.tail_start
+        if self.next_vector is None:
+            self.next_vector = ceil_div(first_frame, self.h)
+        end_frame = first_frame + len(feats)
+        v0 = max(self.next_vector, ceil_div(first_frame, self.h))
+        v_last = (end_frame - self.T) // self.h
+        if v_last >= v0:
+            start = v0 * self.h - first_frame
+            span = feats[start:]
+            vectors = span.unfold(0, self.T, self.h).transpose(1, 2)[: v_last - v0 + 1]
+            self.next_vector = v_last + 1
+        else:
+            vectors = feats.new_zeros((0, self.T, feats.shape[-1]))
+        keep_from = max(self.next_vector * self.h, first_frame)
+        self.tail = feats[keep_from - first_frame:]
+        self.tail_start = keep_from
+        return v0, vectors
+
+
+@dataclass
+class WindowScore:
+    """One alerting window's score: the mean of the vector scores inside it."""
+
+    stream: str
+    index: int
+    start_sample: int
+    end_sample: int
+    score: float
+    n_vectors: int
+    contributions: np.ndarray | None = None  # mean per-feature error, [F]
+
+
+class WindowAggregator:
+    """Vector scores -> alerting-window scores (mean of the vectors wholly inside a window).
+
+    Vector ``v`` covers samples ``[v*stride, v*stride + span)``; window ``k`` covers
+    ``[k*hop, k*hop + length)``. A window is emitted once its last vector has been scored.
+    """
+
+    def __init__(self, stream: str, *, vector_stride: int, vector_span: int,
+                 length: int, hop: int) -> None:
+        if vector_span > length:
+            raise ValueError(f"a vector spans {vector_span} samples, more than the "
+                             f"{length}-sample alerting window")
+        self.stream = stream
+        self.stride, self.span, self.length, self.hop = vector_stride, vector_span, length, hop
+        self.base = 0
+        self.scores = np.zeros(0, dtype=np.float64)
+        self.contrib: np.ndarray | None = None
+        self.next_window: int | None = None
+
+    def first_vector(self, k: int) -> int:
+        return ceil_div(k * self.hop, self.stride)
+
+    def last_vector(self, k: int) -> int:
+        return (k * self.hop + self.length - self.span) // self.stride
+
+    def push(self, first_vector: int, scores: np.ndarray,
+             contributions: np.ndarray | None = None) -> list[WindowScore]:
+        if self.next_window is None:
+            self.next_window = ceil_div(first_vector * self.stride, self.hop)
+            self.base = first_vector
+        elif first_vector != self.base + len(self.scores):
+            raise ValueError(f"{self.stream}: vectors are not contiguous "
+                             f"(expected {self.base + len(self.scores)}, got {first_vector})")
+        self.scores = np.concatenate([self.scores, np.asarray(scores, dtype=np.float64)])
+        if contributions is not None:
+            c = np.asarray(contributions, dtype=np.float64)
+            self.contrib = c if self.contrib is None else np.concatenate([self.contrib, c])
+        out: list[WindowScore] = []
+        end = self.base + len(self.scores)
+        while self.last_vector(self.next_window) < end:
+            k = self.next_window
+            lo, hi = self.first_vector(k) - self.base, self.last_vector(k) - self.base + 1
+            lo = max(lo, 0)
+            sel = self.scores[lo:hi]
+            if len(sel):
+                contrib = None if self.contrib is None else self.contrib[lo:hi].mean(axis=0)
+                out.append(WindowScore(self.stream, k, k * self.hop, k * self.hop + self.length,
+                                       float(sel.mean()), len(sel), contrib))
+            self.next_window = k + 1
+            drop = max(0, self.first_vector(self.next_window) - self.base)
+            if drop:
+                self.scores = self.scores[drop:]
+                if self.contrib is not None:
+                    self.contrib = self.contrib[drop:]
+                self.base += drop
+        return out
