@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 from .ae import AutoencoderScorer
+from .arima import ArimaScorer
 from .base import Scorer
 from .errors import UnknownScorerError
+from .lstm_forecast import LstmForecastScorer
+from .tadgan import TadGanScorer
 
 SCORERS: dict[str, type[Scorer]] = {
     "ae": AutoencoderScorer,
+    "lstm": LstmForecastScorer,
+    "tadgan": TadGanScorer,
+    "arima": ArimaScorer,
 }
 
 

@@ -1,0 +1,124 @@
+"""Training and scoring wrapper for the statsmodels ARIMA forecaster (registry name ``arima``).
+
+``fit`` recovers the contiguous training series from the (hop-1) training windows, and per
+channel fits ``statsmodels.tsa.arima.model.ARIMA`` for every (p, q) of a small grid
+(``p <= max_p``, ``q <= max_q``, ``d`` fixed; the series demeaned first, so the mean is the
+training mean), keeping the lowest AIC (``select="aic"``), or exactly ``(max_p, d, max_q)``
+(``select="fixed"``). ``method`` is statsmodels' estimator: ``hannan_rissanen`` (default,
+~5x faster) or ``statespace`` (exact MLE). The fitted parameters become buffers of
+``ArmaErrors``; nothing is refitted while scoring.
+
+Why not a stateful ``results.append/extend`` per reading: a scorer's ``score`` must be pure
+and batched == one by one (a window's score may not depend on which windows came before),
+so each window re-runs the same filter with the fixed parameters over its own steps. That
+costs O(T) per window instead of O(1) per reading, and the first ``P`` steps of each window
+only prime the recursion; in return replay, the service and evaluation agree exactly.
+
+Score: |one-step error| divided by the channel's mean absolute training error, EWMA-smoothed
+over the window (``span``), read at the last step, channels combined like the LSTM's.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import FitReport, Progress, Scorer, check_training_windows
+from ..errors import ScorerError
+from ..series import COMBINE, combine_channels, contiguous_segments, ewma_last
+from .net import ArmaErrors
+
+
+class ArimaScorer(Scorer):
+    name = "arima"
+    defaults = {"max_p": 3, "max_q": 1, "d": 0, "select": "aic", "span": 10, "combine": "mean",
+                "max_fit_points": 5000, "method": "hannan_rissanen"}
+    sensor_defaults = {"frames": 30}
+
+    def build(self) -> nn.Module:
+        h = self.hyper
+        if (h["select"] not in ("aic", "fixed") or h["combine"] not in COMBINE
+                or h["method"] not in ("hannan_rissanen", "statespace")):
+            raise ScorerError(f"arima: select must be aic|fixed, method hannan_rissanen|statespace "
+                              f"and combine one of {COMBINE}: {h}")
+        if h["max_p"] < 0 or h["max_q"] < 0 or h["max_p"] + h["max_q"] < 1 or h["d"] not in (0, 1, 2):
+            raise ScorerError(f"arima: need max_p, max_q >= 0 (not both 0) and d in 0..2: {h}")
+        if self.input_spec.frames <= h["d"] + h["max_p"]:
+            raise ScorerError(f"arima: windows of {self.input_spec.frames} steps are too short for "
+                              f"d={h['d']} and max_p={h['max_p']}")
+        return ArmaErrors(self.input_spec.features, max_p=h["max_p"], max_q=h["max_q"], d=h["d"])
+
+    def _orders(self) -> list[tuple[int, int]]:
+        h = self.hyper
+        if h["select"] == "fixed":
+            return [(h["max_p"], h["max_q"])]
+        return [(p, q) for p in range(h["max_p"] + 1) for q in range(h["max_q"] + 1) if p + q]
+
+    def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
+            progress: Progress | None = None) -> FitReport:
+        from statsmodels.tsa.arima.model import ARIMA  # noqa: PLC0415 - heavy import
+
+        check_training_windows(self.name, windows, self.input_spec)
+        h, m = self.hyper, self.module
+        t0 = time.perf_counter()
+        segments = contiguous_segments(windows.detach().cpu().double())
+        # Segments are joined end to end: a few spurious transitions at the joins, negligible
+        # for real training data (one or a few long segments) and far faster than NaN gaps.
+        series = torch.cat(segments).numpy()[-h["max_fit_points"]:]
+        chosen, aics = [], []
+        orders = self._orders()
+        fit_kw = {} if h["method"] == "statespace" else {"method": h["method"]}
+        for c in range(series.shape[1]):
+            y = series[:, c]
+            finite = y[np.isfinite(y)]
+            m.mu[c] = float(finite.mean())
+            if finite.std() < 1e-9:  # a constant channel: forecast its value, no dynamics
+                chosen.append((0, 0))
+                aics.append(None)
+                continue
+            best = None
+            for p, q in orders:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        yc = y - m.mu[c].item() if h["d"] == 0 else y
+                        res = ARIMA(yc, order=(p, h["d"], q), trend="n").fit(**fit_kw)
+                    except (ValueError, np.linalg.LinAlgError):
+                        continue
+                if np.isfinite(res.aic) and (best is None or res.aic < best[0]):
+                    best = (float(res.aic), p, q, res)
+            if best is None:
+                raise ScorerError(f"arima: no order could be fitted on channel {c}")
+            aic, p, q, res = best
+            m.ar[c].zero_()
+            m.ma[c].zero_()
+            m.ar[c, :p] = torch.as_tensor(res.arparams, dtype=torch.float32)
+            m.ma[c, :q] = torch.as_tensor(res.maparams, dtype=torch.float32)
+            if h["d"]:
+                m.mu[c] = 0.0
+            chosen.append((p, q))
+            aics.append(round(aic, 3))
+            if progress is not None:
+                progress(c + 1, series.shape[1], aic)
+        with torch.no_grad():
+            errs = torch.cat([m(s[None].float()).abs()[0] for s in segments if len(s) > h["d"] + m.max_p])
+            m.scale.copy_(errs.mean(dim=0).clamp_min(1e-3) if len(errs) else torch.ones_like(m.scale))
+        return FitReport(epochs=1, seconds=time.perf_counter() - t0,
+                         final_loss=float(errs.square().mean()) if len(errs) else float("nan"),
+                         n_windows=int(windows.shape[0]),
+                         extra={"orders": [[p, h["d"], q] for p, q in chosen], "aic": aics,
+                                "segments": len(segments), "fit_points": int(len(series))})
+
+    @torch.inference_mode()
+    def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_batch(batch)
+        errs = self.module(x).abs() / self.module.scale
+        per_channel = ewma_last(errs, self.hyper["span"])
+        return combine_channels(per_channel, self.hyper["combine"]), per_channel
+
+    @classmethod
+    def test_params(cls) -> dict:
+        return {"max_p": 1, "max_q": 0, "select": "fixed", "span": 2}

@@ -1,0 +1,135 @@
+"""Training and scoring wrapper for the LSTM forecaster (registry name ``lstm``).
+
+Window layout (``T = input_spec.frames``): the first ``context`` steps only warm the LSTM
+up; from then on it forecasts after every step, and reading ``x[j]`` is compared with the
+mean of the (up to ``horizon``) forecasts made for it inside the window (telemanom averages
+the overlapping forecasts of a step the same way). The absolute errors are divided by each
+channel's mean training error (learned in ``fit``), EWMA-smoothed over the window's scored
+steps (``span``) and read at the last step: the window's score is about its newest reading.
+Channels are combined by ``combine`` (mean, max or rms); the per-channel values are the
+explanation. Small windows (the contract test's T = 5) shrink context and horizon to fit.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch import nn
+
+from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
+                    finite_or_raise)
+from ..errors import ScorerError
+from ..series import COMBINE, combine_channels, ewma_last
+from .net import LstmForecaster
+
+
+class LstmForecastScorer(Scorer):
+    name = "lstm"
+    defaults = {"hidden": 80, "layers": 2, "dropout": 0.3, "horizon": 10, "context": 50,
+                "span": 10, "combine": "mean", "epochs": 35, "batch_size": 70, "lr": 1e-3,
+                "validation": 0.2, "patience": 10}
+    #: Sensor windows: 250 input steps + the 10 forecast ones (telemanom's l_s, n_predictions).
+    sensor_defaults = {"frames": 260}
+
+    def build(self) -> nn.Module:
+        h = self.hyper
+        if h["combine"] not in COMBINE:
+            raise ScorerError(f"lstm: combine must be one of {COMBINE}, got {h['combine']!r}")
+        if min(h["horizon"], h["hidden"], h["layers"], h["span"]) < 1 or h["context"] < 0:
+            raise ScorerError(f"lstm: horizon, hidden, layers, span must be >= 1 and context >= 0: {h}")
+        if self.input_spec.frames < 2:
+            raise ScorerError("lstm: windows need at least 2 steps (one to read, one to forecast)")
+        torch.manual_seed(self.seed)
+        net = LstmForecaster(self.input_spec.features, hidden=h["hidden"], layers=h["layers"],
+                             dropout=h["dropout"], horizon=h["horizon"])
+        net.register_buffer("err_scale", torch.ones(self.input_spec.features))
+        return net
+
+    # -- window layout ------------------------------------------------------------------
+    @property
+    def first_position(self) -> int:
+        """Index of the first step whose forecast counts (after the warm-up context)."""
+        return min(self.hyper["context"], self.input_spec.frames - 2)
+
+    @property
+    def steps(self) -> int:
+        """Forecast horizon used inside a window (the configured one, at most T - 1)."""
+        return min(self.hyper["horizon"], self.input_spec.frames - 1)
+
+    def _loss(self, x: torch.Tensor) -> torch.Tensor:
+        out, p0, t = self.module(x), self.first_position, x.shape[1]
+        losses = [(out[:, p0:t - 1 - k, k] - x[:, p0 + 1 + k:]).square().mean()
+                  for k in range(self.steps) if p0 + 1 + k < t]
+        return torch.stack(losses).mean()
+
+    def _errors(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F]`` -> absolute errors ``[B, S, F]`` of the scored steps ``p0+1 .. T-1``."""
+        out, p0, t = self.module(x), self.first_position, x.shape[1]
+        total = torch.zeros_like(x[:, p0 + 1:])
+        count = torch.zeros(t - p0 - 1, 1, device=x.device)
+        for k in range(self.steps):
+            if p0 + 1 + k >= t:
+                break
+            total[:, k:] += out[:, p0:t - 1 - k, k]
+            count[k:] += 1
+        return (x[:, p0 + 1:] - total / count).abs()
+
+    # -- contract -------------------------------------------------------------------------
+    def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
+            progress: Progress | None = None) -> FitReport:
+        check_training_windows(self.name, windows, self.input_spec)
+        h = self.hyper
+        torch.manual_seed(self.seed)  # dropout masks
+        x = windows.to(self.device, torch.float32)
+        n_val = int(len(x) * h["validation"]) if len(x) >= 10 else 0
+        train, val = (x[:-n_val], x[-n_val:]) if n_val else (x, None)
+        gen = self._generator()
+        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
+        best, best_state, stale, epochs_run = float("inf"), None, 0, 0
+        t0 = time.perf_counter()
+        loss_value = float("nan")
+        for epoch in range(h["epochs"]):
+            self.module.train()
+            total, count = 0.0, 0
+            for idx in epoch_batches(len(train), h["batch_size"], gen):
+                xb = train[idx.to(self.device)]
+                opt.zero_grad(set_to_none=True)
+                loss = self._loss(xb)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                count += len(idx)
+            loss_value = finite_or_raise(self.name, total / max(count, 1))
+            epochs_run = epoch + 1
+            if val is not None:
+                self.module.eval()
+                with torch.no_grad():
+                    v = float(self._loss(val))
+                if v < best - 3e-4 * abs(best if best < float("inf") else 1.0):
+                    best, best_state, stale = v, copy.deepcopy(self.module.state_dict()), 0
+                else:
+                    stale += 1
+            if progress is not None:
+                progress(epoch + 1, h["epochs"], loss_value)
+            if val is not None and stale >= h["patience"]:
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        self.module.eval()
+        with torch.no_grad():
+            errs = torch.cat([self._errors(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+            self.module.err_scale.copy_(errs.mean(dim=(0, 1)).clamp_min(1e-6))
+        return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
+                         n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None,
+                                                       "err_scale": self.module.err_scale.tolist()})
+
+    @torch.inference_mode()
+    def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_batch(batch)
+        per_channel = ewma_last(self._errors(x) / self.module.err_scale, self.hyper["span"])
+        return combine_channels(per_channel, self.hyper["combine"]), per_channel
+
+    @classmethod
+    def test_params(cls) -> dict:
+        return {"hidden": 16, "epochs": 3, "batch_size": 64, "context": 2, "horizon": 2}
