@@ -8,10 +8,10 @@ import sys
 from models.errors import MonitorError
 
 from . import __version__
-from .commands import demo, evaluate, replay, train
+from .commands import bench, demo, evaluate, replay, train
 from .logs import setup_logging
 
-COMMANDS = [train, evaluate, replay, demo]
+COMMANDS = [train, evaluate, replay, demo, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
                     finite_or_raise)
+from .fast import FoldedAutoencoder
 from .net import DcaseAutoencoder
 
 
@@ -57,13 +58,33 @@ class AutoencoderScorer(Scorer):
         return FitReport(epochs=h["epochs"], seconds=time.perf_counter() - t0,
                          final_loss=epoch_loss, n_windows=int(x.shape[0]))
 
+    #: Score through the folded inference form (``fast.py``); ``False`` = the plain module.
+    fast: bool = True
+
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_batch(batch)
+        if self.fast and not self.module.training and x.shape[0]:
+            return self.folded().score_detail(x)
+        return self.score_detail_plain(x)
+
+    @torch.inference_mode()
+    def score_detail_plain(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unoptimised path (the module as trained): the reference the fast path must equal."""
         x = self.check_batch(batch)
         b, t, f = x.shape
         recon = self.module(x.reshape(b, t * f)).reshape(b, t, f)
         per_feature = (x - recon).square_().mean(dim=1)
         return per_feature.mean(dim=1), per_feature
+
+    def folded(self) -> FoldedAutoencoder:
+        """The BatchNorm-folded form, rebuilt whenever a weight or statistic has changed."""
+        key = tuple(t._version for t in (*self.module.parameters(), *self.module.buffers()))
+        key = (id(self.module), self.device, key)
+        cached = getattr(self, "_folded", None)
+        if cached is None or cached[0] != key:
+            self._folded = (key, FoldedAutoencoder(self.module))
+        return self._folded[1]
 
     @classmethod
     def test_params(cls) -> dict:

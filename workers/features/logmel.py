@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .fast import FastLogMel
 
 
 @dataclass(frozen=True)
@@ -67,5 +68,22 @@ class LogMel(nn.Module):
         frames = F.frame_signal(audio, n_fft=self.spec.n_fft, hop_length=self.spec.hop_length)
         return self.forward_frames(frames)
 
+    #: Use the CPU hot path (``fast.py``) for ``[N, n_fft]`` float32 frames; ``False`` = plain.
+    fast: bool = True
+
     def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        if (self.fast and frames.ndim == 2 and frames.device.type == "cpu"
+                and frames.dtype == torch.float32 and not frames.requires_grad):
+            return self._fast()(frames)
+        return self.forward_frames_plain(frames)
+
+    def forward_frames_plain(self, frames: torch.Tensor) -> torch.Tensor:
+        """The reference maths (``functional.log_mel_frames``) the fast path must equal."""
         return F.log_mel_frames(frames, window=self.window, mel_fb=self.mel_fb)
+
+    def _fast(self) -> FastLogMel:
+        key = (self.window.data_ptr(), self.mel_fb.data_ptr(), self.mel_fb._version)
+        cached = getattr(self, "_fast_cache", None)
+        if cached is None or cached[0] != key:
+            self._fast_cache = (key, FastLogMel(window=self.window, mel_fb=self.mel_fb))
+        return self._fast_cache[1]

@@ -1,0 +1,38 @@
+"""``monitor bench``: how many real-time streams one worker carries, against the ceiling."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "measure real-time capacity: DCASE way vs compute part, end to end via Kafka, cold start"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help=HELP, description=HELP + " (BENCHMARKS.md §C: ratios within one run).")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in a few minutes")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--out", metavar="DIR", help="write bench.json and bench.png here")
+    p.add_argument("--model", metavar="MODEL_DIR", help="a trained model (default: train a small one)")
+    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end Kafka part")
+    p.add_argument("--clips", type=int, default=0, help="10 s synthetic clips in the workload")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench.report import table  # noqa: PLC0415
+    from ..bench.suite import BenchOptions, run_bench, write_outputs  # noqa: PLC0415
+
+    opts = BenchOptions(quick=args.quick, device=args.device, model=Path(args.model) if args.model else None,
+                        e2e=not args.no_e2e, clips=args.clips)
+    report = run_bench(opts)
+    written = write_outputs(report, Path(args.out)) if args.out else []
+    if args.format == "json":
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(table(report))
+    for p in written:
+        print(f"wrote {p}", file=sys.stderr)
+    return 0
