@@ -7,12 +7,14 @@ from .base import Scorer
 from .errors import UnknownScorerError
 from .lstm_forecast import LstmForecastScorer
 from .tadgan import TadGanScorer
+from .ws_ae import WeaklySupervisedAEScorer
 
 SCORERS: dict[str, type[Scorer]] = {
     "ae": AutoencoderScorer,
     "lstm": LstmForecastScorer,
     "tadgan": TadGanScorer,
     "arima": ArimaScorer,
+    "ws-ae": WeaklySupervisedAEScorer,
 }
 
 

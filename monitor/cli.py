@@ -9,9 +9,10 @@ from models.errors import MonitorError
 
 from . import __version__
 from .commands import bench, demo, evaluate, replay, train
+from .commands import devices, listen
 from .logs import setup_logging
 
-COMMANDS = [train, evaluate, replay, demo, bench]
+COMMANDS = [train, evaluate, replay, demo, bench, listen, devices]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,9 @@
-"""Replay recorded audio through the streaming path (the code the service runs)."""
+"""Replay recorded audio through the streaming path (the code the service runs).
+
+Files are a source like the microphone: ``FileSource`` chunks go through the same
+``monitor.live.drive`` loop and ``StreamRunner`` as ``monitor listen``, at real-time pace
+(``realtime=True``, with capture-to-score latency measured) or as fast as possible.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +15,8 @@ import numpy as np
 from workers.model import LoadedModel
 
 from .datasets import ReadReport, list_clips
-from .runner import StreamResult, StreamRunner
+from .live import DriveResult, LiveRunner, drive
+from .runner import StreamResult
 from .sinks.base import Sink
 from .sources.files import FileSource
 
@@ -21,29 +27,35 @@ class ReplayResult:
     events: list[dict[str, Any]]
     read: ReadReport
     sample_rate: int
+    drive: DriveResult | None = None
 
 
 def replay(model: LoadedModel, data: str | Path, *, sink: Sink | None = None, chunk_ms: float = 100.0,
-           realtime: bool = False, concat: bool = False, progress=None) -> ReplayResult:
+           realtime: bool = False, concat: bool = False, progress=None, input_health: bool = False,
+           on_window=None) -> ReplayResult:
+    """Replay the clips of ``data``; ``input_health`` adds the live input checks (clipping,
+    dead input kept out of alerting) that ``monitor listen`` runs; ``on_window(w, latency_s)``
+    sees every scored window."""
+    from workers.input_health import AudioHealthSpec  # noqa: PLC0415
+
     clips = list_clips(data)
     sr = model.frontend.sample_rate
     report = ReadReport()
     source = FileSource(clips, sample_rate=sr, chunk_ms=chunk_ms, realtime=realtime, concat=concat,
                         min_samples=model.window.samples(sr)[0], report=report)
-    runner = StreamRunner(model, sink, keep_windows=True)
-    events: list[dict[str, Any]] = []
-    done = 0
-    for chunk in source:
-        events += runner.feed(chunk)
-        if progress is not None and source.files_done != done:
-            progress(source.files_done - done)
-            done = source.files_done
-        if sink is not None and events and chunk.end_of_stream:
-            sink.flush()
-    events += runner.close()
-    if sink is not None:
-        sink.flush()
-    return ReplayResult(runner.finished, events, report, sr)
+    runner = LiveRunner(model, sink, keep_windows=True,
+                        health=AudioHealthSpec() if input_health else None)
+    done = [0]
+
+    def on_chunk(_chunk) -> None:
+        if progress is not None and source.files_done != done[0]:
+            progress(source.files_done - done[0])
+            done[0] = source.files_done
+
+    res = drive(source, runner, sink=sink, on_chunk=on_chunk, on_window=on_window)
+    if progress is not None and source.files_done != done[0]:
+        progress(source.files_done - done[0])
+    return ReplayResult(runner.finished, res.events, report, sr, res)
 
 
 def window_series(result: StreamResult, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from workers.model import AlertingWindow, LoadedModel
 from workers.offline import score_clips
 
 from .datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
-from .errors import DataError
+from .errors import DataError, MonitorError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class TrainOptions:
     device: str = "auto"
     epochs: int | None = None
     threshold_method: str = "gamma"
-    threshold_convention: str = "dcase"
+    #: None = the scorer's own default (``threshold_convention`` class attribute, else dcase)
+    threshold_convention: str | None = None
     threshold_q: float | None = None
     holdout: float = 0.1
     min_holdout: int = 3
@@ -62,9 +63,33 @@ def read_clips(clips: list[Clip], *, sample_rate: int, min_samples: int,
     return out
 
 
+def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samples: int,
+                    report: ReadReport) -> list[tuple[Clip, np.ndarray]]:
+    """The labelled anomaly clips of ``--weak`` (a folder, a file or a list of files)."""
+    paths = list(weak) if isinstance(weak, (list, tuple)) else None
+    clips = [c for p in paths for c in list_clips(p)] if paths is not None else list_clips(weak)
+    normal = [c.path.name for c in clips if c.label == "normal"]
+    if normal:
+        raise DataError(f"{weak}: the labelled-anomaly folder holds clips named 'normal': "
+                        f"{', '.join(normal[:5])}")
+    loaded = read_clips(clips, sample_rate=sample_rate, min_samples=min_samples, report=report)
+    if not loaded:
+        raise DataError(f"{weak}: no readable labelled anomaly clips")
+    return loaded
+
+
+def _clip_vectors(frontend: AudioFrontEnd, audio: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    return stack_frames(frontend.clip_features(audio), n_frames=spec.frames, hop=spec.hop)
+
+
 def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
-                progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
-    """Train ``opts.scorer`` on the normal clips of ``data``; returns (model folder, meta)."""
+                progress: Progress | None = None, *,
+                weak: str | Path | list[Path] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Train ``opts.scorer`` on the normal clips of ``data``; returns (model folder, meta).
+
+    ``weak``: labelled anomaly clips for a weakly-supervised scorer (``ws-ae`` stage 2);
+    their content hashes go to ``meta.training.weak_clip_sha256`` so evaluation refuses them.
+    """
     t0 = time.perf_counter()
     torch.manual_seed(opts.seed)
     cls = scorer_class(opts.scorer)
@@ -90,15 +115,34 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     if opts.epochs is not None:
         params["epochs"] = opts.epochs
     scorer = cls(input_spec=input_spec, device=frontend.device, seed=opts.seed, **params)
+    weak_loaded: list[tuple[Clip, np.ndarray]] = []
+    labels = None
+    if weak is not None:
+        if not getattr(cls, "weakly_supervised", False):
+            raise DataError(f"--weak: scorer {cls.name!r} learns from normal clips only; "
+                            "labelled anomalies need a weakly-supervised scorer (ws-ae)")
+        weak_loaded = read_weak_clips(weak, sample_rate=spec.sample_rate, min_samples=min_samples,
+                                      report=report)
+        normal_hashes = {file_sha256(c.path) for c in train_c + hold_c}
+        clash = [c.path.name for c, _ in weak_loaded if file_sha256(c.path) in normal_hashes]
+        if clash:
+            raise DataError(f"{weak}: labelled anomaly clip(s) are also normal training clips: "
+                            f"{', '.join(clash[:5])}")
+        weak_vectors = torch.cat([_clip_vectors(frontend, a, input_spec) for _, a in weak_loaded])
+        labels = torch.cat([torch.zeros(len(vectors)), torch.ones(len(weak_vectors))])
+        vectors = torch.cat([vectors, weak_vectors])
     log.info("training", extra={"scorer": cls.name, "clips": len(train_c), "held_out": len(hold_c),
-                                "vectors": int(vectors.shape[0]), "device": str(scorer.device)})
-    fit = scorer.fit(vectors, progress=progress)
+                                "vectors": int(vectors.shape[0]), "device": str(scorer.device),
+                                "labelled_anomaly_clips": len(weak_loaded)})
+    fit = scorer.fit(vectors, progress=progress) if labels is None else \
+        scorer.fit(vectors, labels=labels, progress=progress)
 
     model = LoadedModel(None, {}, frontend, scorer, None, window)
     held = score_clips(model, [(c.path.name, audio_of[c.path]) for c in hold_c])
     window_scores = [w.score for r in held for w in r.windows]
+    convention = opts.threshold_convention or getattr(cls, "threshold_convention", "dcase")
     threshold = fit_threshold(window_scores, method=opts.threshold_method,
-                              convention=opts.threshold_convention, q=opts.threshold_q,
+                              convention=convention, q=opts.threshold_q,
                               fitted_on=f"{len(window_scores)} windows of {len(hold_c)} held-out normal clips")
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
              **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
@@ -124,6 +168,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         },
         "versions": _versions(),
     }
+    if getattr(cls, "weakly_supervised", False):
+        meta["training"].update(_weak_meta(weak_loaded, fit))
+        meta["threshold_variants"] = _threshold_variants(
+            model, [(c.path.name, audio_of[c.path]) for c in train_c], threshold)
     folder = save_model(out, meta=meta, state=state)
     log.info("model saved", extra={"model": str(folder), "threshold": round(threshold.value, 6),
                                    "seconds": meta["training"]["seconds"]})
@@ -138,3 +186,139 @@ def _versions() -> dict[str, str]:
 
     return {"monitor": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "scipy": scipy.__version__, "python": platform.python_version()}
+
+
+def _weak_meta(weak_loaded: list[tuple[Clip, np.ndarray]], fit) -> dict[str, Any]:
+    stage = (f"stage 1 + stage 2 ({len(weak_loaded)} labelled anomaly clips)" if weak_loaded
+             else "stage 1 only (no labelled anomalies given)")
+    return {"stage": stage, "weak_clips": [c.path.name for c, _ in weak_loaded],
+            "weak_clip_sha256": sorted(file_sha256(c.path) for c, _ in weak_loaded)}
+
+
+def _threshold_variants(model: LoadedModel, train_clips: list[tuple[str, np.ndarray]],
+                        chosen) -> dict[str, Any]:
+    """The paper's threshold (gamma fitted on the training clips' own window scores), kept
+    beside the product's (held-out normals) so both can be reported; only the stored
+    ``threshold`` is applied."""
+    out: dict[str, Any] = {}
+    scores = [w.score for r in score_clips(model, train_clips) for w in r.windows]
+    try:
+        thr = fit_threshold(scores, method=chosen.method, convention=chosen.convention or "paper",
+                            q=chosen.q, fitted_on=f"{len(scores)} windows of {len(train_clips)} "
+                            "training clips (the paper's variant)")
+        out["training_windows"] = thr.to_dict()
+    except MonitorError as exc:
+        out["training_windows"] = {"error": str(exc)}
+    return out
+
+
+def read_labels(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The labels file (JSON lines written by ``monitor label``): the last label per event wins."""
+    import json  # noqa: PLC0415
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: labels file does not exist (write it with `monitor label`)")
+    out: dict[str, dict[str, Any]] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            eid, label = rec["event_id"], rec["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"{path}:{n}: not a label record ({exc})") from None
+        if label not in ("fault", "normal"):
+            raise DataError(f"{path}:{n}: label must be 'fault' or 'normal', got {label!r}")
+        out[eid] = rec
+    if not out:
+        raise DataError(f"{path}: no labels")
+    return out
+
+
+def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str | Path | None = None,
+                        data: str | Path | None = None, epochs: int | None = None,
+                        device: str = "auto", progress: Progress | None = None
+                        ) -> tuple[Path, dict[str, Any]]:
+    """Stage 2 of a weakly-supervised model from operator labels; writes a new version.
+
+    Events labelled ``fault`` give anomaly windows (their stored audio), events labelled
+    ``normal`` (false alarms) extra normal windows; the model's own normal training clips
+    (``data``, default the folder recorded in its meta) keep normal sound reconstructed. The
+    threshold is refitted on the same held-out normal clips, with the same convention; the new
+    version goes to the model root (or ``out``) and ``latest`` moves to it.
+    """
+    from models.artifacts import read_model  # noqa: PLC0415
+    from workers.model import load_model  # noqa: PLC0415
+
+    folder, meta, _ = read_model(model_dir)
+    model = load_model(folder, device=device)
+    scorer, frontend, spec = model.scorer, model.frontend, model.scorer.input_spec
+    if not getattr(type(scorer), "weakly_supervised", False) or not hasattr(scorer, "fit_weak"):
+        raise DataError(f"{folder}: scorer {scorer.name!r} cannot learn from labels (train ws-ae)")
+    t0 = time.perf_counter()
+    recs = read_labels(labels)
+    base = Path(labels).parent
+    sr = frontend.sample_rate
+    report = ReadReport()
+    min_samples = model.vector_span
+    fault_v, normal_v, used, hashes = [], [], {"fault": 0, "normal": 0}, []
+    for eid, rec in recs.items():
+        audio_path = Path(rec.get("audio") or "")
+        audio_path = audio_path if audio_path.is_absolute() else base / audio_path
+        if not rec.get("audio") or not audio_path.is_file():
+            raise DataError(f"{labels}: event {eid} has no audio at {audio_path}")
+        a = read_clip(audio_path, sample_rate=sr, min_samples=min_samples, report=report)
+        if a is None:
+            continue
+        v = _clip_vectors(frontend, a, spec)
+        (fault_v if rec["label"] == "fault" else normal_v).append(v)
+        used[rec["label"]] += 1
+        if rec["label"] == "fault":
+            hashes.append(file_sha256(audio_path))
+    tr = meta.get("training", {})
+    data = Path(data or tr.get("data", ""))
+    held_names = set(tr.get("held_out_clips", []))
+    normals = [c for c in list_clips(data) if c.label == "normal"] if data.is_dir() else []
+    if not normals:
+        raise DataError(f"{data}: the model's normal training clips are needed to retrain "
+                        "(pass --data DIR)")
+    loaded = read_clips(normals, sample_rate=sr, min_samples=round(model.window.length_s * sr),
+                        report=report)
+    train_n = [a for c, a in loaded if c.path.name not in held_names]
+    hold = [(c.path.name, a) for c, a in loaded if c.path.name in held_names]
+    if len(hold) < 1:
+        raise DataError(f"{data}: none of the model's held-out clips {sorted(held_names)[:3]} found")
+    x_normal = torch.cat([_clip_vectors(frontend, a, spec) for a in train_n] + normal_v)
+    x_fault = torch.cat(fault_v) if fault_v else x_normal.new_zeros((0, spec.frames, spec.features))
+    if epochs is not None:
+        scorer.hyper["stage2_epochs"] = epochs
+    info = scorer.fit_weak(x_normal, x_fault, progress=progress)
+    old = model.threshold
+    held = score_clips(model, hold)
+    scores = [w.score for r in held for w in r.windows]
+    threshold = fit_threshold(scores, method=old.method, convention=old.convention or "paper",
+                              q=old.q, fitted_on=f"{len(scores)} windows of {len(hold)} held-out "
+                              "normal clips")
+    state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
+             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
+    new_meta = dict(meta)
+    new_meta.update(
+        model_version=new_model_version(scorer.name, state),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        params=scorer.params(), threshold=threshold.to_dict(), versions=_versions())
+    new_meta["training"] = {
+        **tr, "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
+        "labelled_events": used, "stage": f"stage 2 from operator labels ({used['fault']} fault, "
+                                          f"{used['normal']} normal events)",
+        "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),
+        "fit": {"epochs": info["epochs"], "seconds": info["seconds"],
+                "final_loss": info["final_loss"], "n_windows": int(len(x_normal) + len(x_fault)),
+                "extra": {"stage2": info, "margin": info["margin"]}},
+        "seconds": round(time.perf_counter() - t0, 3), "read": report.to_dict(),
+        "holdout_clip_scores": {r.name: r.clip_score for r in held}}
+    root = Path(out) if out is not None else folder.parent
+    saved = save_model(root, meta=new_meta, state=state)
+    log.info("model retrained from labels", extra={"model": str(saved), "from": meta["model_version"],
+                                                    **{f"labels_{k}": v for k, v in used.items()}})
+    return saved, new_meta

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from workers.model import load_model
@@ -22,6 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="play a folder's clips back to back as one stream per machine/section")
     p.add_argument("--events", metavar="FILE.jsonl", help="also append events to this JSON-lines file")
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.add_argument("--windows", metavar="FILE.jsonl",
+                   help="write every window's score (stream, index, start_sample, score) as JSON lines")
+    p.add_argument("--input-health", action="store_true",
+                   help="run the live input checks too (clipping, dead input kept out of alerting), "
+                        "as `monitor listen` does")
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
@@ -38,11 +44,24 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm  # noqa: PLC0415
 
         bar = tqdm(desc="replay", unit="file", leave=False)
-    with FanOut(sinks) as sink:
-        res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
-                     concat=args.concat, progress=bar.update if bar else None)
-    if bar is not None:
-        bar.close()
+    windows_f = open(args.windows, "w", encoding="utf-8") if args.windows else None
+
+    def on_window(w, latency_s) -> None:
+        if windows_f is not None:
+            windows_f.write(json.dumps({"stream": w.stream, "index": w.index, "start_sample": w.start_sample,
+                                        "end_sample": w.end_sample, "score": w.score,
+                                        "latency_s": latency_s}) + "\n")
+
+    try:
+        with FanOut(sinks) as sink:
+            res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
+                         concat=args.concat, progress=bar.update if bar else None,
+                         input_health=args.input_health, on_window=on_window)
+    finally:
+        if bar is not None:
+            bar.close()
+        if windows_f is not None:
+            windows_f.close()
     out = sys.stderr if args.json else sys.stdout
     print(f"\n{'stream':40s} {'seconds':>8s} {'windows':>8s} {'clip score':>11s} {'events':>7s}", file=out)
     for r in res.streams:
@@ -52,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     opened = sum(e["status"] == "open" for e in res.events)
     print(f"{len(res.streams)} stream(s), {opened} event(s) opened, threshold "
           f"{model.threshold.value:.5g}; files skipped: {dict(res.read.skipped) or 'none'}", file=out)
+    lat = res.drive.latency.summary() if res.drive is not None else {}
+    if lat.get("windows"):
+        print(f"capture-to-score latency over {lat['windows']} windows: p50 {lat['p50_ms']:.1f} ms, "
+              f"p99 {lat['p99_ms']:.1f} ms", file=out)
     if args.plot:
         from .. import plots  # noqa: PLC0415
 

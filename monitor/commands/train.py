@@ -6,7 +6,8 @@ import argparse
 from models.registry import SCORERS
 from models.threshold import CONVENTIONS, METHODS
 
-from ..training import TrainOptions, train_audio
+from ..errors import DataError
+from ..training import TrainOptions, retrain_from_labels, train_audio
 from .common import EpochProgress, fmt
 
 HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DIR/latest"
@@ -15,14 +16,22 @@ HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DI
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help=HELP, description=HELP)
     p.add_argument("--scorer", default="ae", help=f"scorer name ({', '.join(sorted(SCORERS))})")
-    p.add_argument("--data", required=True, help="folder of .wav clips; clips named 'normal' are used")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    p.add_argument("--data", help="folder of .wav clips; clips named 'normal' are used "
+                   "(with --from-model: default the model's own training folder)")
+    p.add_argument("--out", metavar="MODEL_DIR", help="model folder to write "
+                   "(with --from-model: default the model's own root)")
+    p.add_argument("--weak", metavar="DIR", help="labelled anomaly clips (weakly-supervised "
+                   "scorers: ws-ae stage 2); without it ws-ae trains stage 1 only")
+    p.add_argument("--from-model", metavar="MODEL_DIR", help="retrain this ws-ae model from "
+                   "operator labels (--labels); writes a new version and moves latest")
+    p.add_argument("--labels", metavar="LABELS", help="labels file written by `monitor label`")
     p.add_argument("--epochs", type=int, help="training epochs (scorer default if omitted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threshold-method", default="gamma", choices=METHODS)
-    p.add_argument("--threshold-convention", default="dcase", choices=sorted(CONVENTIONS),
-                   help="gamma convention: dcase (loc free, ppf .9) or paper (loc 0, ppf .99)")
+    p.add_argument("--threshold-convention", default=None, choices=sorted(CONVENTIONS),
+                   help="gamma convention: dcase (loc free, ppf .9) or paper (loc 0, ppf .99); "
+                        "default: the scorer's (paper for ws-ae, dcase otherwise)")
     p.add_argument("--threshold-q", type=float, help="quantile for the threshold (convention default)")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="fraction of normal clips held out to fit the threshold (at least 3)")
@@ -30,15 +39,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_model or args.labels:
+        return _retrain(args)
+    if not args.data or not args.out:
+        raise DataError("train needs --data DIR and --out MODEL_DIR (or --from-model with --labels)")
     opts = TrainOptions(scorer=args.scorer, seed=args.seed, device=args.device, epochs=args.epochs,
                         threshold_method=args.threshold_method,
                         threshold_convention=args.threshold_convention,
                         threshold_q=args.threshold_q, holdout=args.holdout)
     progress = EpochProgress(f"train {args.scorer}")
     try:
-        folder, meta = train_audio(args.data, args.out, opts, progress=progress)
+        folder, meta = train_audio(args.data, args.out, opts, progress=progress, weak=args.weak)
     finally:
         progress.close()
+    _print_model(folder, meta)
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    if not (args.from_model and args.labels):
+        raise DataError("retraining from labels needs both --from-model MODEL_DIR and --labels LABELS")
+    if args.weak:
+        raise DataError("--weak trains a new model; with --from-model the labels file gives the anomalies")
+    progress = EpochProgress("retrain")
+    try:
+        folder, meta = retrain_from_labels(args.from_model, args.labels, out=args.out, data=args.data,
+                                           epochs=args.epochs, device=args.device, progress=progress)
+    finally:
+        progress.close()
+    _print_model(folder, meta)
+    return 0
+
+
+def _print_model(folder, meta: dict) -> None:
     thr, tr = meta["threshold"], meta["training"]
     print(f"model     {folder}")
     print(f"version   {meta['model_version']}")
@@ -46,4 +79,8 @@ def run(args: argparse.Namespace) -> int:
           f"{tr['fit']['epochs']} epochs, loss {tr['fit']['final_loss']:.5g}, {tr['seconds']:.1f} s")
     print(f"threshold {thr['value']:.6g} ({thr['method']}/{thr['convention']}, q={fmt(thr['q'])}, "
           f"{thr['fitted_on']})")
-    return 0
+    if "stage" in tr:
+        print(f"stages    {tr['stage']}")
+    variant = meta.get("threshold_variants", {}).get("training_windows", {})
+    if "value" in variant:
+        print(f"          (paper variant, fitted on training windows: {variant['value']:.6g})")

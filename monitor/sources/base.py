@@ -12,7 +12,9 @@ class AudioChunk:
 
     ``start_sample`` places the chunk on the stream's sample grid (0 = the stream's first
     sample); ``time_origin_s`` is the stream clock's time of sample 0 (epoch seconds for live
-    input, 0 for files). ``end_of_stream`` marks a stream's last chunk.
+    input, 0 for files). ``end_of_stream`` marks a stream's last chunk. ``capture_time_s`` is
+    when the chunk's first sample was captured (epoch seconds; live sources and real-time
+    replay), for the capture-to-score latency; None when unknown.
     """
 
     stream: str
@@ -22,3 +24,4 @@ class AudioChunk:
     end_of_stream: bool = False
     machine: str | None = None
     time_origin_s: float = 0.0
+    capture_time_s: float | None = None

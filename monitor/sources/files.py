@@ -1,7 +1,9 @@
 """Recorded audio files replayed as streams, as fast as possible or at real-time pace.
 
 One stream per file by default; ``concat=True`` plays a folder's clips back to back as one
-stream per machine (the clips' section / id, else the folder name).
+stream per machine (the clips' section / id, else the folder name). At real-time pace each
+chunk is released when its last sample would have been captured and carries that capture
+time, so the replay measures the same capture-to-score latency as a microphone.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ class FileSource:
         self.realtime, self.concat, self.min_samples = realtime, concat, min_samples
         self.report = report if report is not None else ReadReport()
         self.files_done = 0
+
+    def close(self) -> None:
+        """Nothing to release (the source interface: microphones close their device)."""
 
     def streams(self) -> list[tuple[str, list[Clip]]]:
         if not self.concat:
@@ -54,11 +59,14 @@ class FileSource:
             machine = clips[0].path.parent.parent.name or None
             for i in range(0, len(audio), self.chunk):
                 part = audio[i:i + self.chunk]
+                captured = None
                 if self.realtime:
                     played += len(part)
                     delay = t_start + played / self.sample_rate - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
+                    captured = time.time() - len(part) / self.sample_rate
                 yield AudioChunk(stream, part, self.sample_rate, pos,
-                                 end_of_stream=i + self.chunk >= len(audio), machine=machine)
+                                 end_of_stream=i + self.chunk >= len(audio), machine=machine,
+                                 capture_time_s=captured)
                 pos += len(part)
