@@ -9,11 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from workers.model import LoadedModel
 from workers.pipeline import ScoringPipeline, StreamSummary
 from workers.windowing import WindowScore
 
 from .alerting import AlertContext, HysteresisSpec, StreamAlerts
+from .event_audio import EventAudioStore
+from .model_watch import ModelWatcher
 from .sinks.base import Sink
 from .sources.base import AudioChunk
 
@@ -23,6 +27,8 @@ class StreamResult:
     summary: StreamSummary
     windows: list[WindowScore] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: Summaries under earlier models when the model was hot-reloaded mid-stream.
+    before_reload: list[StreamSummary] = field(default_factory=list)
 
 
 class StreamRunner:
@@ -30,7 +36,9 @@ class StreamRunner:
 
     def __init__(self, model: LoadedModel, sink: Sink | None = None, *,
                  hysteresis: HysteresisSpec = HysteresisSpec(), keep_windows: bool = False,
-                 on_window: Callable[[WindowScore], None] | None = None) -> None:
+                 on_window: Callable[[WindowScore], None] | None = None,
+                 event_audio: EventAudioStore | None = None,
+                 watcher: ModelWatcher | None = None) -> None:
         if model.threshold is None:
             raise ValueError("the model has no threshold; alerting needs one")
         self.model, self.sink, self.hysteresis = model, sink, hysteresis
@@ -41,22 +49,40 @@ class StreamRunner:
         self.results: dict[str, StreamResult] = {}
         self.finished: list[StreamResult] = []
         self.feature_names = model.meta.get("feature_names")
+        #: Optional: keeps the audio of each event (labels need it); see monitor/event_audio.py.
+        self.event_audio = event_audio
+        #: Optional: hot reload of a new ``latest`` model version; see ``swap_model``.
+        self.watcher = watcher
+        self._raw: dict[str, _RawTail] = {}
+        self.reloads = 0
 
-    def push(self, chunk: AudioChunk) -> None:
-        """Queue a chunk without scoring (call ``flush`` to score all queued chunks together)."""
+    def push(self, chunk: AudioChunk, *, warmup: bool = False) -> None:
+        """Queue a chunk without scoring (call ``flush`` to score all queued chunks together).
+
+        ``warmup=True`` on a stream's first chunk: the stream is picked up mid-way (after a
+        restart), so its events are withheld until the alert state no longer depends on the
+        audio before this chunk (see ``StreamAlerts.armed``).
+        """
         if chunk.stream not in self.alerts:
             ctx = AlertContext(stream=chunk.stream, scorer=self.model.name,
                                model_version=self.model.version, sample_rate=chunk.sample_rate,
                                machine=chunk.machine, time_origin_s=chunk.time_origin_s,
                                feature_names=self.feature_names)
-            self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+            alerts = self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+            alerts.armed = not warmup
             self.results[chunk.stream] = StreamResult(StreamSummary(chunk.stream))
         self.pipeline.push(chunk.stream, chunk.samples, start_sample=chunk.start_sample)
+        if self.event_audio is not None:
+            self.event_audio.on_chunk(chunk)
+        if self.watcher is not None:
+            self._raw.setdefault(chunk.stream, _RawTail(chunk.start_sample)).append(chunk.samples)
 
     def flush(self) -> list[dict[str, Any]]:
         """Score everything queued; returns (and writes to the sink) the events it raised."""
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = self._maybe_reload()
         for w in self.pipeline.flush():
+            if self.watcher is not None:
+                self._raw[w.stream].window_done(w, self.model)
             if self.keep_windows:
                 self.results[w.stream].windows.append(w)
             if self.on_window is not None:
@@ -72,10 +98,27 @@ class StreamRunner:
             events += self.end_stream(chunk.stream)
         return events
 
-    def end_stream(self, stream: str) -> list[dict[str, Any]]:
-        events = self._emit(self.alerts.pop(stream).finish())
+    def resume_sample(self, stream: str) -> int | None:
+        """The oldest sample a restart must re-read so ``stream``'s future events come out the
+        same (None: everything since the stream started here is still needed)."""
+        alerts = self.alerts.get(stream)
+        if alerts is None or alerts.resume_sample is None:
+            return None
+        return max(0, alerts.resume_sample - self.model.vector_stride)
+
+    def drop_stream(self, stream: str) -> None:
+        """Forget a stream without events (its partition moved to another worker)."""
+        self.alerts.pop(stream, None)
+        self.results.pop(stream, None)
+        self.pipeline.end_stream(stream)
+
+    def end_stream(self, stream: str, reason: str = "end-of-stream") -> list[dict[str, Any]]:
+        events = self._emit(self.alerts.pop(stream).finish(reason))
         result = self.results.pop(stream)
         result.summary = self.pipeline.end_stream(stream)
+        self._raw.pop(stream, None)
+        if self.event_audio is not None:
+            self.event_audio.end_stream(stream)
         self.finished.append(result)
         return events
 
@@ -85,11 +128,82 @@ class StreamRunner:
             events += self.end_stream(stream)
         return events
 
+    def _maybe_reload(self) -> list[dict[str, Any]]:
+        if self.watcher is None:
+            return []
+        new = self.watcher.poll()
+        return self.swap_model(new) if new is not None else []
+
+    def swap_model(self, model: LoadedModel) -> list[dict[str, Any]]:
+        """Score every window not emitted yet with ``model``; returns the events this closes.
+
+        Each stream's audio since its first unemitted window (kept while a watcher is set) is
+        pushed again through a fresh pipeline of the new model, so no window is lost or scored
+        twice, and windows already emitted keep their old scores. Open events close with
+        ``closed_by: model-reload`` under the old version; alerting restarts under the new
+        version and threshold (an ongoing fault re-opens under the new model).
+        """
+        if model.threshold is None:
+            raise ValueError("the new model has no threshold; alerting needs one")
+        old = self.pipeline
+        self.model, self.feature_names = model, model.meta.get("feature_names")
+        self.pipeline = ScoringPipeline(model, record_vectors=self.keep_windows)
+        events: list[dict[str, Any]] = []
+        for stream, alerts in list(self.alerts.items()):
+            events += alerts.finish("model-reload")
+            c = alerts.ctx
+            ctx = AlertContext(stream=c.stream, scorer=model.name, model_version=model.version,
+                               sample_rate=c.sample_rate, machine=c.machine,
+                               time_origin_s=c.time_origin_s, feature_names=self.feature_names)
+            fresh = self.alerts[stream] = StreamAlerts(ctx, model.threshold, self.hysteresis)
+            if hasattr(alerts, "armed"):
+                fresh.armed = alerts.armed
+            self.results[stream].before_reload.append(old.end_stream(stream))
+            tail = self._raw.get(stream)
+            if tail is not None and len(tail.buf):
+                start, samples = tail.replay_from(model.vector_stride)
+                self.pipeline.push(stream, samples, start_sample=start)
+        for stream in set(self._raw) - set(self.alerts):
+            del self._raw[stream]
+        self.reloads += 1
+        return events
+
     def _emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for e in events:
+            if self.event_audio is not None:
+                self.event_audio.on_event(e)
             result = self.results.get(e["stream"])
             if result is not None:
                 result.events.append(e)
             if self.sink is not None:
                 self.sink.write(e)
         return events
+
+
+class _RawTail:
+    """A stream's samples from its first alerting window not yet emitted (for hot reload).
+
+    Positions follow the pipeline's: the stream's first ``start_sample`` plus samples pushed.
+    """
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.buf = np.zeros(0, np.float32)
+        self.next_window_start = start
+
+    def append(self, samples: np.ndarray) -> None:
+        self.buf = np.concatenate([self.buf, np.asarray(samples, np.float32)])
+
+    def window_done(self, w: WindowScore, model: LoadedModel) -> None:
+        hop = model.window.samples(model.frontend.sample_rate)[1]
+        self.next_window_start = w.start_sample + hop
+        keep_from = self.next_window_start - model.vector_stride
+        if keep_from > self.start:
+            self.buf = self.buf[keep_from - self.start:]
+            self.start = keep_from
+
+    def replay_from(self, stride: int) -> tuple[int, np.ndarray]:
+        """(start sample, samples) to push again: from the vector-grid point at or before the
+        next window's start, so the new pipeline's first window is exactly that window."""
+        start = max(self.start, (self.next_window_start // stride) * stride)
+        return start, self.buf[start - self.start:]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .features import LogMel, LogMelSpec
+from .sensor_frontend import SensorFrontEnd
 
 
 class AudioFrontEnd:
@@ -67,4 +68,4 @@ class AudioFrontEnd:
         return cls(LogMelSpec.from_dict(meta), mel_fb=state.get("mel_fb"), device=device)
 
 
-FRONT_ENDS = {"logmel": AudioFrontEnd}
+FRONT_ENDS = {"logmel": AudioFrontEnd, "sensor": SensorFrontEnd}

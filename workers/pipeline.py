@@ -39,10 +39,14 @@ class _Stream:
     def __init__(self, name: str, model: LoadedModel, start_sample: int, record: bool) -> None:
         fe, spec = model.frontend, model.scorer.input_spec
         length, hop = model.window.samples(fe.sample_rate)
-        self.framer = SampleFramer(frame_len=fe.frame_len, hop=fe.frame_hop, start_sample=start_sample)
+        self.framer = SampleFramer(frame_len=fe.frame_len, hop=fe.frame_hop, start_sample=start_sample,
+                                   channels=getattr(fe, "n_channels", 1))
         self.stacker = VectorStacker(frames=spec.frames, hop=spec.hop)
-        self.aggregator = WindowAggregator(name, vector_stride=model.vector_stride,
-                                           vector_span=model.vector_span, length=length, hop=hop)
+        # sensor front ends: a vector's score is about its newest reading (span 1, offset T - 1)
+        span, offset = ((fe.frame_len, model.vector_span - fe.frame_len)
+                        if getattr(fe, "scores_last_step", False) else (model.vector_span, 0))
+        self.aggregator = WindowAggregator(name, vector_stride=model.vector_stride, vector_span=span,
+                                           length=length, hop=hop, vector_offset=offset)
         self.pending: list[tuple[int, np.ndarray]] = []
         self.summary = StreamSummary(name)
         self.record = record

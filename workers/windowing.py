@@ -31,6 +31,8 @@ class SampleFramer:
     def push(self, samples: np.ndarray) -> tuple[int, np.ndarray]:
         """Add samples; return (index of the first new frame, new frames ``[n, frame_len, ...]``)."""
         samples = np.asarray(samples, dtype=np.float32)
+        if self.buf.ndim == 1 and samples.ndim == 2 and samples.shape[1] == 1:
+            samples = samples[:, 0]  # one-channel sensor rows [n, 1] are mono samples
         self.end_sample += len(samples)
         if self._skip:
             drop = min(self._skip, len(samples))
@@ -101,30 +103,33 @@ class WindowAggregator:
 
     Vector ``v`` covers samples ``[v*stride, v*stride + span)``; window ``k`` covers
     ``[k*hop, k*hop + length)``. A window is emitted once its last vector has been scored.
+    ``vector_offset`` shifts what a vector's score is about to ``[v*stride + offset, ... + span)``
+    (sensor scorers score a window about its newest reading: span 1, offset T - 1).
     """
 
     def __init__(self, stream: str, *, vector_stride: int, vector_span: int,
-                 length: int, hop: int) -> None:
+                 length: int, hop: int, vector_offset: int = 0) -> None:
         if vector_span > length:
             raise ValueError(f"a vector spans {vector_span} samples, more than the "
                              f"{length}-sample alerting window")
         self.stream = stream
         self.stride, self.span, self.length, self.hop = vector_stride, vector_span, length, hop
+        self.offset = vector_offset
         self.base = 0
         self.scores = np.zeros(0, dtype=np.float64)
         self.contrib: np.ndarray | None = None
         self.next_window: int | None = None
 
     def first_vector(self, k: int) -> int:
-        return ceil_div(k * self.hop, self.stride)
+        return ceil_div(k * self.hop - self.offset, self.stride)
 
     def last_vector(self, k: int) -> int:
-        return (k * self.hop + self.length - self.span) // self.stride
+        return (k * self.hop + self.length - self.span - self.offset) // self.stride
 
     def push(self, first_vector: int, scores: np.ndarray,
              contributions: np.ndarray | None = None) -> list[WindowScore]:
         if self.next_window is None:
-            self.next_window = ceil_div(first_vector * self.stride, self.hop)
+            self.next_window = ceil_div(first_vector * self.stride + self.offset, self.hop)
             self.base = first_vector
         elif first_vector != self.base + len(self.scores):
             raise ValueError(f"{self.stream}: vectors are not contiguous "

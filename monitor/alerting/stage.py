@@ -1,6 +1,7 @@
 """The alerting stage: threshold + hysteresis per (stream, model) -> open/closed events."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,15 @@ class StreamAlerts:
         self.recent: list[WindowScore] = []
         self.open: _Open | None = None
         self.opened_count = 0
+        # Restart support (the Kafka service): the state after ``quiet_span`` windows in a row
+        # under the threshold does not depend on anything earlier, so a stream picked up
+        # mid-way starts disarmed (events withheld) and arms at its first quiet point; the
+        # start of the oldest of those windows is where a restart must re-read from.
+        self.armed = True
+        self.under_streak = 0
+        self.quiet_span = max(self.spec.n, self.spec.m)
+        self._recent_starts: deque[int] = deque(maxlen=self.quiet_span)
+        self.resume_sample: int | None = None
 
     def update(self, w: WindowScore) -> list[dict[str, Any]]:
         over = self.threshold.classify(w.score)
@@ -75,6 +85,14 @@ class StreamAlerts:
             if transition == "close":
                 out.append(self._event("closed", self.open))
                 self.open = None
+        self.under_streak = 0 if over else self.under_streak + 1
+        self._recent_starts.append(w.start_sample)
+        quiet = self.open is None and self.under_streak >= self.quiet_span
+        if not self.armed:
+            out = []
+            self.armed = quiet
+        if quiet:
+            self.resume_sample = self._recent_starts[0]
         return out
 
     def finish(self, reason: str = "end-of-stream") -> list[dict[str, Any]]:

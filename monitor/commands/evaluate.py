@@ -9,6 +9,7 @@ import numpy as np
 from workers.model import load_model
 
 from ..evaluation import evaluate_audio
+from . import sensor_options
 from .common import fmt, print_json
 
 HELP = "evaluate a model on labelled clips: AUC, pAUC, and precision/recall/F1/FPR at its threshold"
@@ -16,16 +17,21 @@ HELP = "evaluate a model on labelled clips: AUC, pAUC, and precision/recall/F1/F
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help=HELP, description=HELP)
-    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--model", metavar="MODEL_DIR", help="model to evaluate (protocol dcase)")
     p.add_argument("--data", required=True, help="folder of clips named 'normal' / 'anomaly'")
     p.add_argument("--format", default="table", choices=("table", "json"))
     p.add_argument("--plots", metavar="DIR", help="write score histograms and the ROC curve here")
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    sensor_options.add_evaluate_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if sensor_options.is_sensor_protocol(args):  # skab / nab train per run: no --model
+        return sensor_options.run_evaluate(args)
+    if not args.model:
+        raise sensor_options.DataError("evaluate needs --model MODEL_DIR (or --protocol skab|nab)")
     model = load_model(args.model, device=args.device, threshold_override=args.threshold)
     res = evaluate_audio(model, args.data)
     results = res.pop("_results")

@@ -9,6 +9,7 @@ from workers.model import load_model
 
 from ..replay import replay, window_series
 from ..sinks import FanOut, JsonlSink, StdoutSink
+from . import sensor_options
 
 HELP = "replay recorded audio through the live pipeline, printing anomaly events"
 
@@ -31,11 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    sensor_options.add_common(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, threshold_override=args.threshold)
+    if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
+        return sensor_options.run_replay(args, model)
     sinks = [StdoutSink(json_lines=args.json)]
     if args.events:
         sinks.append(JsonlSink(args.events))

@@ -8,6 +8,7 @@ from models.threshold import CONVENTIONS, METHODS
 
 from ..errors import DataError
 from ..training import TrainOptions, retrain_from_labels, train_audio
+from . import sensor_options
 from .common import EpochProgress, fmt
 
 HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DIR/latest"
@@ -35,10 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold-q", type=float, help="quantile for the threshold (convention default)")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="fraction of normal clips held out to fit the threshold (at least 3)")
+    sensor_options.add_train_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if sensor_options.is_sensor(args):  # --time-column: sensor CSV data
+        return sensor_options.run_train(args)
     if args.from_model or args.labels:
         return _retrain(args)
     if not args.data or not args.out:

@@ -1,0 +1,260 @@
+"""Service configuration: YAML -> frozen dataclasses (DESIGN §4.6).
+
+Overrides, later wins: defaults < file < env ``MONITOR__SECTION__KEY`` < ``--set section.key=value``.
+Unknown keys are rejected with their path, values are type- and range-checked at load, and
+secrets are masked whenever the config is printed or logged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+SECRET = "***"
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
+       choices: tuple | None = None, secret: bool = False, help: str = "") -> Any:
+    meta = {"lo": lo, "hi": hi, "choices": choices, "secret": secret, "help": help}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = _f("localhost:9092", help="host:port[,host:port...] of the Kafka brokers")
+    group_id: str = _f("machine-monitor", help="consumer group; workers with the same id share partitions")
+    client_id: str = _f("machine-monitor")
+    audio_topic: str = _f("machine-audio")
+    sensor_topic: str = _f("machine-sensors", help="'' to not consume sensor readings")
+    events_topic: str = _f("machine-events")
+    dead_letter_topic: str = _f("machine-dead-letter")
+    auto_offset_reset: str = _f("earliest", choices=("earliest", "latest"))
+    session_timeout_ms: int = _f(10000, lo=1000, hi=300000)
+    heartbeat_interval_ms: int = _f(3000, lo=100, hi=100000)
+    max_poll_records: int = _f(2000, lo=1, hi=100000)
+    max_poll_interval_ms: int = _f(300000, lo=1000)
+    fetch_max_bytes: int = _f(52428800, lo=1024)
+    max_partition_fetch_bytes: int = _f(8388608, lo=1024)
+    security_protocol: str = _f("PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    sasl_mechanism: str = _f("", choices=("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    sasl_username: str = _f("")
+    sasl_password: str = _f("", secret=True)
+    ssl_cafile: str = _f("")
+    ssl_certfile: str = _f("")
+    ssl_keyfile: str = _f("")
+    connect_retry_max_s: float = _f(5.0, lo=0.1, hi=300)
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ConfigError(f"kafka.heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most "
+                              f"a third of kafka.session_timeout_ms ({self.session_timeout_ms})")
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    streams: str = _f("*", help="glob over stream ids (the Kafka key), e.g. 'line3/pump-*'")
+    model: str = _f("", help="model folder (its 'latest' version) or a version folder")
+    threshold: float | None = _f(None, help="override the model's stored threshold for these streams")
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("models[].model is required")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    device: str = _f("auto", help="auto = CUDA when present, else CPU")
+    workers: int = _f(1, lo=1, hi=256)
+    max_batch: int = _f(4096, lo=1, hi=1_000_000, help="vectors queued before a scoring call")
+    max_wait_ms: int = _f(200, lo=0, hi=60000, help="longest a chunk waits before it is scored")
+    commit_interval_ms: int = _f(1000, lo=10, hi=600000)
+    gap_tolerance_ms: float = _f(50.0, lo=0, hi=3_600_000)
+    poll_timeout_ms: int = _f(100, lo=1, hi=10000)
+    windows_log: str = _f("", help="JSON-lines audit of every scored window ('' = off)")
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    k: int = _f(2, lo=1, hi=1000)
+    n: int = _f(3, lo=1, hi=1000)
+    m: int = _f(3, lo=1, hi=1000)
+
+    def __post_init__(self) -> None:
+        if self.k > self.n:
+            raise ConfigError(f"alerting.k ({self.k}) must be <= alerting.n ({self.n})")
+
+
+@dataclass(frozen=True)
+class SinksConfig:
+    kafka: bool = _f(True, help="publish events to kafka.events_topic")
+    jsonl: str = _f("", help="also append events to this JSON-lines file ('' = off)")
+    stdout: bool = _f(False, help="print one line per event")
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    host: str = _f("127.0.0.1")
+    port: int = _f(9108, lo=0, hi=65535, help="0 = no HTTP server; worker i listens on port + i")
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    models: list[RouteConfig] = field(default_factory=list)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    sinks: SinksConfig = field(default_factory=SinksConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]} (known: {', '.join(fields)})")
+    kw = {}
+    for name, value in data.items():
+        kw[name] = _convert(hints[name], value, f"{path}.{name}" if path else name, fields[name].metadata)
+    try:
+        return cls(**kw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
+
+
+def _convert(tp: Any, value: Any, path: str, meta: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_convert(item, v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            value = value.lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    elif tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        try:
+            value = tp(value) if tp is float or not isinstance(value, float) or value.is_integer() else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise ConfigError(f"{path}: expected {'an integer' if tp is int else 'a number'}")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{path}: {value} is out of range [{lo}, {hi if hi is not None else 'inf'}]")
+    elif tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+    choices = meta.get("choices") if meta else None
+    if choices and value not in choices:
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _set_path(tree: dict, dotted: str, value: Any, origin: str) -> None:
+    keys = [k for k in dotted.split(".") if k]
+    if not keys:
+        raise ConfigError(f"{origin}: empty key")
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{origin}: {k} is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
+                env: dict[str, str] | None = None) -> Config:
+    """Read ``path`` (or defaults), then env ``MONITOR__SECTION__KEY``, then ``section.key=value``."""
+    tree: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            tree = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+    env = os.environ if env is None else env
+    for key, value in sorted(env.items()):
+        if key.startswith("MONITOR__"):
+            dotted = ".".join(k.lower() for k in key[len("MONITOR__"):].split("__"))
+            _set_path(tree, dotted, _parse_value(value), f"env {key}")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        k, v = item.split("=", 1)
+        _set_path(tree, k.strip(), _parse_value(v), f"--set {item}")
+    try:
+        return _build(Config, tree, "")
+    except ConfigError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def to_dict(cfg: Any, *, mask: bool = True) -> Any:
+    """The config as plain data; secret values replaced by ``***`` when set and ``mask``."""
+    if dataclasses.is_dataclass(cfg):
+        out = {}
+        for f in dataclasses.fields(cfg):
+            v = getattr(cfg, f.name)
+            out[f.name] = SECRET if (mask and f.metadata.get("secret") and v) else to_dict(v, mask=mask)
+        return out
+    if isinstance(cfg, list):
+        return [to_dict(v, mask=mask) for v in cfg]
+    return cfg
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def kafka_client_options(k: KafkaConfig) -> dict[str, Any]:
+    """Security options passed through to every kafka-python client."""
+    out: dict[str, Any] = {"security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        out.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                   sasl_plain_password=k.sasl_password)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(k, name):
+            out[name] = getattr(k, name)
+    return out

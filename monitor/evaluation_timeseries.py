@@ -1,0 +1,233 @@
+"""Sensor benchmarks: the SKAB leaderboard protocol and Orion's NAB protocol (BENCHMARKS §B).
+
+Both train a model per run / signal (so they take a scorer and its options, not a model
+folder) and decide points with the product's own alerting: the gamma threshold fitted on
+held-out normal window scores (SKAB) or on the signal's own window scores (NAB, where the
+protocol fits on the whole signal: no labels are ever used), then hysteresis. Test labels
+are only used to count.
+
+- SKAB: per run, the first 400 rows train (scaling fitted on them; the last ``holdout``
+  of them held out for the threshold), the rest test; rows scored as given (no resampling);
+  point labels from ``anomaly``; F1 / FAR / MAR pooled over all test points of all runs.
+- NAB: per signal, fit on the whole signal and detect on it; detected intervals are the
+  alerting events; Orion's unweighted overlap-segment F1 (a true interval is found when any
+  detection overlaps it; a detection overlapping none is a false positive), pooled.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .alerting import HysteresisSpec
+from .errors import DataError
+from .runner import StreamRunner
+from .sensor_training import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
+                              sensor_spec)
+from .sources.base import AudioChunk
+from .sources.csv_sensors import infer_step, read_sensor_csv
+
+log = logging.getLogger(__name__)
+
+SKAB_TRAIN_ROWS = 400
+SKAB_FOLDERS = ("valve1", "valve2", "other")
+NAB_SUBSETS = ("realKnownCause", "artificialWithAnomaly", "artificialNoAnomaly")
+#: Published figures (BENCHMARKS §B) shown beside ours.
+SKAB_PUBLISHED = {"Conv-AE": (0.78, 13.55, 28.02), "MSET": (0.78, None, None),
+                  "LSTM-AE": (0.74, None, None), "Vanilla LSTM": (0.54, 12.54, 59.53),
+                  "Vanilla AE": (0.39, None, None)}
+ORION_ARTIFICIAL = {"tadgan": 0.500, "lstm": 0.400, "arima": 0.308, "best (AER)": 0.750}
+
+
+@dataclass
+class SensorEvalOptions:
+    scorer: str
+    params: dict[str, Any] = field(default_factory=dict)
+    frames: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    holdout: float = 0.2
+    threshold_convention: str = "dcase"
+    threshold_q: float | None = SENSOR_Q
+    window_steps: int = 1
+    hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
+    limit: int | None = None  # first N runs / signals only (smoke runs)
+    train_stride: int = 1  # training windows this many steps apart (long NAB signals)
+
+
+def _counts(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
+    y, p = y.astype(bool), p.astype(bool)
+    return {"tp": int((y & p).sum()), "fp": int((~y & p).sum()), "fn": int((y & ~p).sum()),
+            "tn": int((~y & ~p).sum())}
+
+
+def point_metrics(c: dict[str, int]) -> dict[str, float | None]:
+    """F1 of the anomaly class, FAR = FP / (FP + TN) and MAR = FN / (FN + TP), in %."""
+    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {"f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
+            "far": 100.0 * fp / (fp + tn) if fp + tn else None,
+            "mar": 100.0 * fn / (fn + tp) if fn + tp else None}
+
+
+def _detect(model, rows: np.ndarray, name: str, spec: HysteresisSpec, sample_rate: float,
+            origin_s: float = 0.0) -> tuple[list[dict], list]:
+    """Rows through the live runner; returns (closed machine events, window scores)."""
+    runner = StreamRunner(model, hysteresis=spec, keep_windows=True)
+    events = runner.feed(AudioChunk(name, rows.astype(np.float32), sample_rate, 0, end_of_stream=True,
+                                    time_origin_s=origin_s))
+    windows = runner.finished[0].windows if runner.finished else []
+    return [e for e in events if e["status"] == "closed" and e["kind"] == "machine"], windows
+
+
+def flags_from_events(events: list[dict], n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for e in events:
+        out[max(e["start_sample"], 0):min(e["end_sample"], n)] = True
+    return out
+
+
+def skab_runs(data: str | Path) -> list[Path]:
+    root = Path(data)
+    base = root / "data" if (root / "data").is_dir() else root
+    runs = [f for d in SKAB_FOLDERS for f in sorted((base / d).glob("*.csv"), key=lambda p: int(p.stem)
+                                                     if p.stem.isdigit() else 0)]
+    if not runs:
+        raise DataError(f"{data}: no SKAB runs (expected {'/, '.join(SKAB_FOLDERS)}/ with CSV files)")
+    return runs
+
+
+def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    runs = skab_runs(data)[:opts.limit]
+    frames = opts.frames or default_frames(opts.scorer)
+    total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    rows_out, fit_seconds = [], []
+    for path in runs:
+        table = read_sensor_csv(path, time_column="datetime")
+        if "anomaly" not in table.labels:
+            raise DataError(f"{path}: no 'anomaly' column")
+        x, y = table.values, table.labels["anomaly"] > 0.5
+        n_train = SKAB_TRAIN_ROWS
+        n_fit = n_train - int(round(n_train * opts.holdout))
+        spec = sensor_spec([x[:n_train]], channels=table.channels, step_s=1.0, max_gap_s=1e12,
+                           time_column="datetime")
+        t0 = time.perf_counter()
+        model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[x[:n_fit]], frames=frames,
+                                        window_steps=opts.window_steps, params=opts.params,
+                                        seed=opts.seed, device=opts.device,
+                                        train_stride=opts.train_stride)
+        fit_seconds.append(time.perf_counter() - t0)
+        model.threshold = fit_sensor_threshold(model, [x[:n_train]], [n_fit],
+                                               convention=opts.threshold_convention, q=opts.threshold_q,
+                                               what=f"rows {n_fit}-{n_train} of {path.name}")
+        name = f"{path.parent.name}/{path.stem}"
+        events, _ = _detect(model, x, name, opts.hysteresis, 1.0)
+        pred = flags_from_events(events, len(x))[n_train:]
+        c = _counts(y[n_train:], pred)
+        for k in total:
+            total[k] += c[k]
+        rows_out.append({"run": name, "test_points": int(len(x) - n_train), "anomalies": int(y[n_train:].sum()),
+                         "events": len(events), "threshold": model.threshold.value,
+                         "fit_seconds": round(fit_seconds[-1], 3), **c, **point_metrics(c)})
+        if progress is not None:
+            progress(f"{name}: F1 {rows_out[-1]['f1']:.3f} events {len(events)} fit {fit_seconds[-1]:.1f}s")
+    return {"protocol": "skab", "scorer": opts.scorer, "params": opts.params, "frames": frames,
+            "runs": len(runs), **point_metrics(total), **total,
+            "fit_seconds_per_run": float(np.mean(fit_seconds)),
+            "decision": f"gamma {opts.threshold_convention} q={opts.threshold_q or 'default'} on held-out "
+                        f"train rows + hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, "
+                        f"{opts.hysteresis.m} close; window {opts.window_steps} step(s)",
+            "published": {k: {"f1": v[0], "far": v[1], "mar": v[2]} for k, v in SKAB_PUBLISHED.items()},
+            "rows": rows_out}
+
+
+# -- NAB ---------------------------------------------------------------------------------
+def _nab_root(data: str | Path) -> Path:
+    root = Path(data)
+    if not (root / "labels" / "combined_windows.json").is_file():
+        raise DataError(f"{data}: not a NAB folder (no labels/combined_windows.json)")
+    return root
+
+
+def _to_seconds(stamp: str) -> float:
+    import pandas as pd  # noqa: PLC0415
+
+    return (pd.Timestamp(stamp, tz="UTC") - pd.Timestamp(0, tz="UTC")).total_seconds()
+
+
+def overlap_segment_counts(truth: list[tuple[float, float]], found: list[tuple[float, float]]) -> dict[str, int]:
+    """Orion's unweighted overlap segments: (tp, fp, fn) for one signal."""
+    def hits(a, b):
+        return a[0] <= b[1] and b[0] <= a[1]
+
+    tp = sum(any(hits(t, f) for f in found) for t in truth)
+    fp = sum(not any(hits(f, t) for t in truth) for f in found)
+    return {"tp": tp, "fp": fp, "fn": len(truth) - tp}
+
+
+def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    root = _nab_root(data)
+    if subset not in NAB_SUBSETS:
+        raise DataError(f"unknown NAB subset {subset!r}; known: {', '.join(NAB_SUBSETS)}")
+    windows = json.loads((root / "labels" / "combined_windows.json").read_text())
+    files = sorted((root / "data" / subset).glob("*.csv"))[:opts.limit]
+    if not files:
+        raise DataError(f"{root / 'data' / subset}: no CSV files")
+    frames = opts.frames or default_frames(opts.scorer)
+    q = opts.threshold_q
+    total = {"tp": 0, "fp": 0, "fn": 0}
+    rows_out, fit_seconds = [], []
+    for path in files:
+        key = f"{subset}/{path.name}"
+        if key not in windows:
+            raise DataError(f"{root / 'labels' / 'combined_windows.json'}: no entry {key!r}")
+        table = read_sensor_csv(path, time_column="timestamp", channels=["value"])
+        step = infer_step(table.ts_s)
+        seg = grid_segments(table, step_s=step, max_gap_s=1e12)[0]  # one regular series
+        spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
+        t0 = time.perf_counter()
+        model, _ = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=frames,
+                                      window_steps=opts.window_steps, params=opts.params,
+                                      seed=opts.seed, device=opts.device,
+                                        train_stride=opts.train_stride)
+        fit_seconds.append(time.perf_counter() - t0)
+        model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
+                                               q=q, what=f"the whole signal {path.name} (no labels)")
+        origin = float(table.ts_s[0])
+        events, _ = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin)
+        found = [(e["start"], e["end"]) for e in events]
+        truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
+        c = overlap_segment_counts(truth, found)
+        for k in total:
+            total[k] += c[k]
+        rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
+                         "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
+                         "threshold": model.threshold.value, **c})
+        if progress is not None:
+            progress(f"{key}: tp {c['tp']} fp {c['fp']} fn {c['fn']} fit {fit_seconds[-1]:.1f}s")
+    tp, fp, fn = total["tp"], total["fp"], total["fn"]
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {"protocol": "nab", "subset": subset, "scorer": opts.scorer, "params": opts.params,
+            "frames": frames, "signals": len(files), **total,
+            "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
+            "fit_seconds_per_signal": float(np.mean(fit_seconds)),
+            "decision": f"gamma {opts.threshold_convention} q={q} on the signal's own window scores + "
+                        f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close",
+            "published_orion_artificial": ORION_ARTIFICIAL if subset == "artificialWithAnomaly" else None,
+            "rows": rows_out}
+
+
+def set_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(n)

@@ -1,0 +1,31 @@
+"""SKAB / NAB metric code: Orion's overlap segments and SKAB's pooled point metrics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.evaluation_timeseries import flags_from_events, overlap_segment_counts, point_metrics
+
+
+def test_overlap_segments_count_like_orion():
+    truth = [(10, 20), (50, 60), (90, 95)]
+    found = [(0, 5), (12, 13), (18, 30), (58, 70), (80, 85)]
+    c = overlap_segment_counts(truth, found)
+    # (10,20) and (50,60) found; (90,95) missed; (0,5) and (80,85) overlap nothing
+    assert c == {"tp": 2, "fp": 2, "fn": 1}
+    assert overlap_segment_counts(truth, []) == {"tp": 0, "fp": 0, "fn": 3}
+    assert overlap_segment_counts([], [(1, 2)]) == {"tp": 0, "fp": 1, "fn": 0}
+    assert overlap_segment_counts([(10, 20)], [(20, 25)]) == {"tp": 1, "fp": 0, "fn": 0}  # touching
+
+
+def test_point_metrics_far_mar_in_percent():
+    m = point_metrics({"tp": 30, "fp": 10, "fn": 20, "tn": 90})
+    assert m["precision"] == pytest.approx(0.75) and m["recall"] == pytest.approx(0.6)
+    assert m["f1"] == pytest.approx(2 * 0.75 * 0.6 / 1.35)
+    assert m["far"] == pytest.approx(10.0) and m["mar"] == pytest.approx(40.0)
+    assert point_metrics({"tp": 0, "fp": 0, "fn": 5, "tn": 5})["f1"] == 0.0
+
+
+def test_flags_from_events_cover_half_open_spans():
+    ev = [{"start_sample": 2, "end_sample": 4}, {"start_sample": 8, "end_sample": 20}]
+    np.testing.assert_array_equal(flags_from_events(ev, 10).nonzero()[0], [2, 3, 8, 9])
