@@ -238,8 +238,8 @@ def read_labels(path: str | Path) -> dict[str, dict[str, Any]]:
 
 def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str | Path | None = None,
                         data: str | Path | None = None, epochs: int | None = None,
-                        device: str = "auto", progress: Progress | None = None
-                        ) -> tuple[Path, dict[str, Any]]:
+                        device: str = "auto", margin_factor: float = 2.0,
+                        progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
     """Stage 2 of a weakly-supervised model from operator labels; writes a new version.
 
     Events labelled ``fault`` give anomaly windows (their stored audio), events labelled
@@ -247,6 +247,11 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     (``data``, default the folder recorded in its meta) keep normal sound reconstructed. The
     threshold is refitted on the same held-out normal clips, with the same convention; the new
     version goes to the model root (or ``out``) and ``latest`` moves to it.
+
+    The margin: an event was raised because its windows scored past the alerting threshold,
+    which lies above the paper's margin (fitted on training scores), so the paper's hinge
+    would be zero on every labelled fault and teach nothing. Retraining therefore uses
+    ``theta = max(stored margin, margin_factor * alerting threshold)``.
     """
     from models.artifacts import read_model  # noqa: PLC0415
     from workers.model import load_model  # noqa: PLC0415
@@ -293,6 +298,9 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     x_fault = torch.cat(fault_v) if fault_v else x_normal.new_zeros((0, spec.frames, spec.features))
     if epochs is not None:
         scorer.hyper["stage2_epochs"] = epochs
+    if model.threshold is not None and margin_factor > 0:
+        scorer.hyper["margin"] = max(float(scorer.hyper["margin"] or 0.0),
+                                     margin_factor * float(model.threshold.value))
     info = scorer.fit_weak(x_normal, x_fault, progress=progress)
     old = model.threshold
     held = score_clips(model, hold)
@@ -309,7 +317,7 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
         params=scorer.params(), threshold=threshold.to_dict(), versions=_versions())
     new_meta["training"] = {
         **tr, "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
-        "labelled_events": used, "stage": f"stage 2 from operator labels ({used['fault']} fault, "
+        "labelled_events": used, "margin_factor": margin_factor, "stage": f"stage 2 from operator labels ({used['fault']} fault, "
                                           f"{used['normal']} normal events)",
         "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),
         "fit": {"epochs": info["epochs"], "seconds": info["seconds"],

@@ -35,10 +35,11 @@ class WeaklySupervisedAEScorer(Scorer):
                 "r": 0.99, "margin": None, "margin_scale": 1.0, "standardise": False,
                 "stage2_lr": 1e-3}
     #: The paper's features: n_fft 2048, hop 512, 128 mels, 32-frame vectors (17,920 samples,
-    #: 1.12 s). A vector must fit inside an alerting window, so the window is 2 s with a 1 s
-    #: hop (see README.md); vectors start every 8 frames (0.256 s).
+    #: 1.12 s), one every 8 frames (0.256 s). A vector must fit inside an alerting window, and
+    #: every vector must lie wholly inside some window (window - span >= hop), so the window
+    #: is 2 s with the usual 0.5 s hop (see README.md).
     audio_defaults = {"n_fft": 2048, "hop_length": 512, "n_mels": 128, "frames": 32,
-                      "vector_hop": 8, "window_s": 2.0, "hop_s": 1.0}
+                      "vector_hop": 8, "window_s": 2.0, "hop_s": 0.5}
     #: ``fit`` uses labels (stage 2); ``monitor train --weak`` checks this.
     weakly_supervised = True
     #: The paper's gamma convention (loc 0, ppf 0.99) unless training asks for another.

@@ -1,0 +1,169 @@
+"""A bounded store of the audio behind each anomaly event, so an operator's label has sound.
+
+Per stream, a ring of the most recent ``retain_s`` seconds of audio is kept in memory; while a
+machine event is open its start is pinned (up to ``max_event_s``). When an event opens, and
+again when it closes, the audio of its windows (``start_sample .. end_sample``) is written as
+``<folder>/<event_id>.wav`` (float32, lossless) with ``<event_id>.json`` beside it (the event,
+the stream and where the audio lies on the stream's sample grid). The folder is bounded by
+``max_bytes`` and ``max_events``; the oldest events are evicted first. ``monitor label`` copies
+a labelled event's audio next to the model, so eviction never takes audio a label needs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .sources.base import AudioChunk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventAudioSpec:
+    folder: str | Path
+    max_bytes: int = 256 * 1024 * 1024
+    max_events: int = 1000
+    retain_s: float = 10.0
+    max_event_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_bytes <= 0 or self.max_events <= 0:
+            raise ConfigError(f"event audio store: max_bytes and max_events must be positive ({self})")
+        if self.retain_s <= 0 or self.max_event_s < self.retain_s:
+            raise ConfigError(f"event audio store: need 0 < retain_s <= max_event_s ({self})")
+
+
+class _Ring:
+    """The recent samples of one stream on its absolute sample grid."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.start = 0
+        self.buf = np.zeros(0, np.float32)
+        self.pin: int | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.buf)
+
+    def append(self, start_sample: int, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, np.float32)
+        if start_sample != self.end or not len(self.buf):  # a gap or a restart: begin afresh
+            self.start, self.buf = start_sample, samples.copy()
+        else:
+            self.buf = np.concatenate([self.buf, samples])
+
+    def trim(self, keep: int, max_keep: int) -> None:
+        lo = self.end - keep
+        if self.pin is not None:
+            lo = min(lo, max(self.pin, self.end - max_keep))
+        if lo > self.start:
+            self.buf = self.buf[lo - self.start:]
+            self.start = lo
+
+    def slice(self, a: int, b: int) -> np.ndarray:
+        a, b = max(a, self.start), min(b, self.end)
+        return self.buf[a - self.start:b - self.start] if b > a else np.zeros(0, np.float32)
+
+
+class EventAudioStore:
+    """Keeps recent audio per stream and writes each machine event's audio to ``folder``."""
+
+    def __init__(self, spec: EventAudioSpec) -> None:
+        self.spec = spec
+        self.folder = Path(spec.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._rings: dict[str, _Ring] = {}
+        self.written = 0
+        self.evicted = 0
+
+    # -- called by StreamRunner ---------------------------------------------------------
+    def on_chunk(self, chunk: AudioChunk) -> None:
+        ring = self._rings.get(chunk.stream)
+        if ring is None:
+            ring = self._rings[chunk.stream] = _Ring(chunk.sample_rate)
+        ring.append(chunk.start_sample, chunk.samples)
+        sr = chunk.sample_rate
+        ring.trim(round(self.spec.retain_s * sr), round(self.spec.max_event_s * sr))
+
+    def on_event(self, event: dict[str, Any]) -> Path | None:
+        """Write (or rewrite) the audio of a machine event; returns the wav path."""
+        if event.get("kind", "machine") != "machine":
+            return None
+        ring = self._rings.get(event["stream"])
+        if ring is None:
+            return None
+        ring.pin = event["start_sample"] if event["status"] == "open" else None
+        audio = ring.slice(event["start_sample"], event["end_sample"])
+        if not len(audio):
+            log.warning("no audio kept for event %s", event["event_id"],
+                        extra={"stream": event["stream"], "event_id": event["event_id"]})
+            return None
+        return self._write(event, audio, ring)
+
+    def end_stream(self, stream: str) -> None:
+        self._rings.pop(stream, None)
+
+    # -- files --------------------------------------------------------------------------
+    def audio_path(self, event_id: str) -> Path:
+        return self.folder / f"{event_id}.wav"
+
+    def _write(self, event: dict[str, Any], audio: np.ndarray, ring: _Ring) -> Path:
+        import soundfile as sf  # noqa: PLC0415
+
+        wav = self.audio_path(event["event_id"])
+        a0 = max(event["start_sample"], ring.start)
+        side = {"event": event, "stream": event["stream"], "sample_rate": ring.sample_rate,
+                "audio_start_sample": a0, "audio_end_sample": a0 + len(audio),
+                "complete": a0 == event["start_sample"] and a0 + len(audio) == event["end_sample"],
+                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        tmp = wav.with_suffix(".tmp.wav")
+        sf.write(tmp, audio, ring.sample_rate, subtype="FLOAT")
+        os.replace(tmp, wav)
+        jtmp = wav.with_suffix(".tmp.json")
+        jtmp.write_text(json.dumps(side, indent=1) + "\n")
+        os.replace(jtmp, wav.with_suffix(".json"))
+        self.written += 1
+        self._evict()
+        return wav
+
+    def entries(self) -> list[Path]:
+        """Stored event wavs, oldest first."""
+        wavs = [p for p in self.folder.glob("*.wav") if not p.name.endswith(".tmp.wav")]
+        return sorted(wavs, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def _evict(self) -> None:
+        wavs = self.entries()
+        sizes = {p: p.stat().st_size + _size(p.with_suffix(".json")) for p in wavs}
+        total = sum(sizes.values())
+        while wavs and (len(wavs) > self.spec.max_events or total > self.spec.max_bytes):
+            old = wavs.pop(0)
+            total -= sizes[old]
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+            self.evicted += 1
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def find_event_audio(folder: str | Path, event_id: str) -> tuple[Path, dict[str, Any]] | None:
+    """(wav, sidecar) of a stored event, or None when it was never kept or was evicted."""
+    wav = Path(folder) / f"{event_id}.wav"
+    side = wav.with_suffix(".json")
+    if not wav.is_file():
+        return None
+    meta = json.loads(side.read_text()) if side.is_file() else {}
+    return wav, meta
