@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .model import LoadedModel
-from .windowing import SampleFramer, VectorStacker, WindowAggregator, WindowScore
+from .windowing import SampleFramer, VectorStacker, WindowAggregator, WindowScore, stack_many
 
 
 @dataclass
@@ -67,7 +67,7 @@ class ScoringPipeline:
         if st is None:
             st = self._streams[stream] = _Stream(stream, self.model, start_sample, self.record_vectors)
         st.summary.samples += len(samples)
-        first, frames = st.framer.push(samples)
+        first, frames = st.framer.push(samples, copy=False)  # copied once, in flush
         if len(frames):
             st.pending.append((first, frames))
 
@@ -76,39 +76,41 @@ class ScoringPipeline:
 
     def flush(self) -> list[WindowScore]:
         """Score everything queued; returns the alerting windows completed, stream by stream."""
-        todo = [(name, st) for name, st in self._streams.items() if st.pending]
+        todo = [st for st in self._streams.values() if st.pending]
         if not todo:
             return []
-        raw, counts = [], []
-        for _, st in todo:
-            first = st.pending[0][0]
-            frames = np.concatenate([f for _, f in st.pending]) if len(st.pending) > 1 else st.pending[0][1]
+        # one copy of every stream's new frames into one batch; one gather for all vectors
+        raw, parts, row = [], [], 0
+        for st in todo:
+            n = 0
+            for _, f in st.pending:
+                raw.append(f)
+                n += len(f)
+            parts.append((st.pending[0][0], row, n))
+            row += n
             st.pending = []
-            raw.append(frames)
-            counts.append((first, len(frames)))
-        feats = self._features(np.concatenate(raw) if len(raw) > 1 else raw[0])
-        vec_parts, vec_meta = [], []
-        offset = 0
-        for (name, st), (first, n) in zip(todo, counts):
-            v0, vectors = st.stacker.push(first, feats[offset:offset + n])
-            offset += n
-            if len(vectors):
-                vec_parts.append(vectors)
-                vec_meta.append((st, v0, len(vectors)))
-        if not vec_parts:
+        feats = self._features(np.concatenate(raw) if len(raw) > 1 else np.array(raw[0]))
+        stacked, vectors = stack_many([st.stacker for st in todo], parts, feats)
+        if not len(vectors):
             return []
-        scores, contrib = self._score(torch.cat(vec_parts) if len(vec_parts) > 1 else vec_parts[0])
+        scores, contrib = self._score(vectors)
+        # float64 once for the whole batch (the aggregator averages in float64 anyway)
+        scores64 = scores.astype(np.float64)
+        contrib64 = None if contrib is None else contrib.astype(np.float64)
         out: list[WindowScore] = []
         offset = 0
-        for st, v0, n in vec_meta:
+        for st, (v0, n) in zip(todo, stacked):
+            if not n:
+                continue
             s = scores[offset:offset + n]
-            c = None if contrib is None else contrib[offset:offset + n]
+            s64 = scores64[offset:offset + n]
+            c = None if contrib is None else contrib64[offset:offset + n]
             offset += n
             st.summary.vectors += n
             st.summary.vector_score_sum += float(s.sum(dtype=np.float64))
             if st.record:
                 st.summary.vector_scores.append(s)
-            out.extend(st.aggregator.push(v0, s, c))
+            out.extend(st.aggregator.push(v0, s64, c))
         return out
 
     def end_stream(self, stream: str) -> StreamSummary:

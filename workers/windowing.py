@@ -28,8 +28,12 @@ class SampleFramer:
         self.buf = np.zeros((0,) if channels == 1 else (0, channels), dtype=np.float32)
         self.end_sample = start_sample  # one past the last sample received
 
-    def push(self, samples: np.ndarray) -> tuple[int, np.ndarray]:
-        """Add samples; return (index of the first new frame, new frames ``[n, frame_len, ...]``)."""
+    def push(self, samples: np.ndarray, *, copy: bool = True) -> tuple[int, np.ndarray]:
+        """Add samples; return (index of the first new frame, new frames ``[n, frame_len, ...]``).
+
+        ``copy=False`` returns a read-only view of the frames (the hot path copies them once,
+        into the batch of all streams); the view stays valid, the buffer is never written.
+        """
         samples = np.asarray(samples, dtype=np.float32)
         if self.buf.ndim == 1 and samples.ndim == 2 and samples.shape[1] == 1:
             samples = samples[:, 0]  # one-channel sensor rows [n, 1] are mono samples
@@ -43,10 +47,15 @@ class SampleFramer:
             self.buf = buf.copy()
             return first, np.zeros((0, self.frame_len, *buf.shape[1:]), dtype=np.float32)
         n = 1 + (len(buf) - self.frame_len) // self.hop
-        view = np.lib.stride_tricks.sliding_window_view(buf, self.frame_len, axis=0)[::self.hop][:n]
-        if view.ndim == 3:  # (n, channels, frame_len) -> (n, frame_len, channels)
-            view = view.transpose(0, 2, 1)
-        frames = np.array(view, dtype=np.float32, order="C")  # a writable copy
+        if buf.ndim == 1:  # mono: a strided view, cheaper than sliding_window_view per chunk
+            buf = np.ascontiguousarray(buf)
+            view = np.ndarray((n, self.frame_len), dtype=np.float32, buffer=buf,
+                              strides=(self.hop * buf.itemsize, buf.itemsize))
+            view.flags.writeable = False
+        else:
+            view = np.lib.stride_tricks.sliding_window_view(buf, self.frame_len, axis=0)[::self.hop][:n]
+            view = view.transpose(0, 2, 1)  # (n, channels, frame_len) -> (n, frame_len, channels)
+        frames = np.array(view, dtype=np.float32, order="C") if copy else view  # a writable copy
         self.buf = buf[n * self.hop:].copy()
         self.next_frame += n
         return first, frames
@@ -83,6 +92,57 @@ class VectorStacker:
         self.tail = feats[keep_from - first_frame:]
         self.tail_start = keep_from
         return v0, vectors
+
+
+def stack_many(stackers: list[VectorStacker], parts: list[tuple[int, int, int]],
+               feats: torch.Tensor) -> tuple[list[tuple[int, int]], torch.Tensor]:
+    """``VectorStacker.push`` for many streams at once, with one gather instead of per-stream ops.
+
+    ``parts[i] = (first_frame, row, n)``: stream i's new frames are ``feats[row:row + n]``.
+    Returns ``[(first vector, vectors)]`` per stream and all vectors ``[V, T, F]``: the same
+    vectors in the same order as each stacker's ``push`` followed by a concatenation, and the
+    stackers end in the same state.
+    """
+    if not stackers:
+        return [], feats.new_zeros((0, 1, feats.shape[-1]))
+    T, h = stackers[0].T, stackers[0].h
+    pieces, segs, off = [], [], 0
+    for st, (first, row, n) in zip(stackers, parts):
+        if st.T != T or st.h != h:
+            raise ValueError("stack_many needs stackers of one shape")
+        f0 = first
+        k = 0 if st.tail is None else st.tail.shape[0]
+        if k:
+            if st.tail_start + k != first:
+                raise ValueError(f"frames are not contiguous: expected frame "
+                                 f"{st.tail_start + k}, got {first}")
+            pieces.append(st.tail)
+            f0 = st.tail_start
+        pieces.append(feats[row:row + n])
+        segs.append((off, f0, k + n))
+        off += k + n
+    ext = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+    out, starts, counts = [], [], []
+    for st, (s0, f0, length) in zip(stackers, segs):
+        if st.next_vector is None:
+            st.next_vector = ceil_div(f0, h)
+        v0 = max(st.next_vector, ceil_div(f0, h))
+        v_last = (f0 + length - T) // h
+        nv = v_last - v0 + 1 if v_last >= v0 else 0
+        if nv:
+            starts.append(s0 + v0 * h - f0)
+            counts.append(nv)
+            st.next_vector = v_last + 1
+        keep_from = max(st.next_vector * h, f0)
+        st.tail = ext[s0 + keep_from - f0:s0 + length]
+        st.tail_start = keep_from
+        out.append((v0, nv))
+    if not counts:
+        return out, ext.new_zeros((0, T, ext.shape[-1]))
+    c = np.asarray(counts)
+    rows = np.repeat(np.asarray(starts) - (np.cumsum(c) - c) * h, c) + np.arange(int(c.sum())) * h
+    idx = torch.from_numpy(rows[:, None] + np.arange(T)[None, :]).to(ext.device)
+    return out, ext[idx]
 
 
 @dataclass

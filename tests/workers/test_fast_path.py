@@ -40,6 +40,15 @@ def _scorer_with_real_statistics(seed: int = 0) -> AutoencoderScorer:
     return sc
 
 
+def _model():
+    """A loaded model (front end + AE with real BatchNorm statistics), no training needed."""
+    from workers.frontend import AudioFrontEnd
+    from workers.model import AlertingWindow, LoadedModel
+
+    return LoadedModel(None, {}, AudioFrontEnd(SPEC), _scorer_with_real_statistics(seed=3), None,
+                       AlertingWindow())
+
+
 def _vectors(seconds: float = 6.0) -> torch.Tensor:
     lm = LogMel(SPEC)
     with torch.inference_mode():
@@ -107,13 +116,12 @@ def test_fold_follows_new_weights_and_handles_empty_batches():
     assert s.shape == (0,) and c.shape == (0, 128)
 
 
-def test_pipeline_window_scores_equal_plain(trained_model):
+def test_pipeline_window_scores_equal_plain():
     """Whole clips through ``ScoringPipeline``: optimised and plain windows match."""
     from monitor.bench.compute import plain_mode
-    from workers.model import load_model
     from workers.offline import score_clips
 
-    model = load_model(trained_model, device="cpu")
+    model = _model()
     clips = [(f"c{i}", machine_sound(seconds=4.0, f0=110.0 + 9 * i, seed=40 + i)) for i in range(3)]
     fast = score_clips(model, clips)
     with plain_mode(model):
@@ -123,4 +131,64 @@ def test_pipeline_window_scores_equal_plain(trained_model):
     assert len(fw) == len(pw) > 0
     rel = float(np.max(np.abs(fw - pw) / np.abs(pw)))
     print(f"\npipeline: {len(fw)} windows, max relative window-score diff {rel:.1e}")
+    assert rel <= 1e-5
+
+
+@pytest.mark.parametrize(("T", "h"), [(5, 1), (32, 8), (3, 2)])
+def test_stack_many_equals_each_stackers_push(T, h):
+    """The one-gather stacking of many streams == ``VectorStacker.push`` stream by stream."""
+    from workers.windowing import VectorStacker, stack_many
+
+    rng = np.random.default_rng(T * 10 + h)
+    n_streams, F = 5, 7
+    starts = rng.integers(0, 20, n_streams)
+    ref = [VectorStacker(frames=T, hop=h) for _ in range(n_streams)]
+    many = [VectorStacker(frames=T, hop=h) for _ in range(n_streams)]
+    nxt = list(starts)
+    for _ in range(12):
+        counts = rng.integers(0, 3 * T, n_streams)  # some empty, some shorter than a vector
+        feats = torch.from_numpy(rng.standard_normal((int(counts.sum()), F)).astype(np.float32))
+        parts, row, expect = [], 0, []
+        for i, n in enumerate(counts):
+            parts.append((int(nxt[i]), row, int(n)))
+            v0, vec = ref[i].push(int(nxt[i]), feats[row:row + n])
+            expect.append((v0, vec))
+            row += n
+            nxt[i] += n
+        got, vectors = stack_many(many, parts, feats)
+        off = 0
+        for (v0, vec), (g0, gn) in zip(expect, got):
+            assert gn == len(vec)
+            if gn:
+                assert g0 == v0
+                torch.testing.assert_close(vectors[off:off + gn], vec, rtol=0, atol=0)
+            off += gn
+        assert off == len(vectors)
+    for a, b in zip(ref, many):
+        assert (a.next_vector, a.tail_start) == (b.next_vector, b.tail_start)
+        torch.testing.assert_close(a.tail, b.tail, rtol=0, atol=0)
+
+
+def test_pipeline_any_chunking_gives_the_same_windows():
+    """Streams pushed in random chunk sizes and flushed at random times == whole clips."""
+    from workers.pipeline import ScoringPipeline
+
+    model = _model()
+    rng = np.random.default_rng(11)
+    clips = {f"m{i}": machine_sound(seconds=3.0, f0=100.0 + 13 * i, seed=60 + i) for i in range(4)}
+    whole = ScoringPipeline(model)
+    for name, x in clips.items():
+        whole.push(name, x)
+    ref = {(w.stream, w.index): w.score for w in whole.flush()}
+    pipe, pos, got = ScoringPipeline(model), {n: 0 for n in clips}, {}
+    while any(pos[n] < len(x) for n, x in clips.items()):
+        for name, x in clips.items():
+            step = int(rng.integers(1, 4000))
+            pipe.push(name, x[pos[name]:pos[name] + step], start_sample=pos[name])
+            pos[name] += step
+        if rng.random() < 0.4:
+            got.update({(w.stream, w.index): w.score for w in pipe.flush()})
+    got.update({(w.stream, w.index): w.score for w in pipe.flush()})
+    assert got.keys() == ref.keys() and len(ref) > 10
+    rel = max(abs(got[k] - ref[k]) / abs(ref[k]) for k in ref)
     assert rel <= 1e-5

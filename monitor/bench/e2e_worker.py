@@ -1,0 +1,61 @@
+"""The service's worker under the benchmark: ``python -m monitor.bench.e2e_worker CFG OUT T0 THREADS``.
+
+It is the real ``monitor.service.Worker`` (consumer, decoding, routing, pipeline, alerting,
+Kafka events sink); the subclass only notes when each alerting window was scored and when
+the partitions were assigned, in memory, and writes them to ``OUT`` after a clean stop
+(SIGTERM). ``T0`` is the parent's ``time.time()`` just before it started this process.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    cfg_path, out, t0, threads = argv[0], Path(argv[1]), float(argv[2]), int(argv[3])
+    import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from monitor.config import load_config  # noqa: PLC0415
+    from monitor.logs import setup_logging  # noqa: PLC0415
+    from monitor.service import Worker  # noqa: PLC0415
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    setup_logging(level="warning", fmt="json")
+    ends: list[int] = []
+    scored: list[float] = []
+    marks: dict[str, float] = {}
+
+    class BenchWorker(Worker):
+        def _on_window(self, model, w) -> None:
+            super()._on_window(model, w)
+            ends.append(w.end_sample)
+            scored.append(time.time())
+            if "first_window" not in marks:
+                marks["first_window"] = time.time() - t0
+
+        def on_assigned(self, assigned) -> None:
+            super().on_assigned(assigned)
+            if assigned and "assigned" not in marks:
+                marks["assigned"] = time.time() - t0
+                (out / "ready").write_text(json.dumps(marks))
+
+    marks["constructed"] = time.time() - t0
+    worker = BenchWorker(load_config(cfg_path))
+    worker.install_signal_handlers()
+    rc = worker.run()
+    sr = worker.router.runners[0].model.frontend.sample_rate if worker.router.runners else 16000
+    hop = worker.router.runners[0].model.window.hop_s if worker.router.runners else 0.5
+    np.savez(out / "windows.npz", end_sample=np.asarray(ends, dtype=np.int64),
+             scored_at=np.asarray(scored, dtype=np.float64))
+    (out / "result.json").write_text(json.dumps({"rc": rc, "marks": marks, "sample_rate": sr, "hop_s": hop,
+                                                 "events": worker.events_out,
+                                                 "torch_threads": torch.get_num_threads()}))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
