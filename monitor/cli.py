@@ -8,12 +8,14 @@ import sys
 from models.errors import MonitorError
 
 from . import __version__
-from .commands import bench, demo, evaluate, replay, train
+from .commands import broker, check_config, demo, evaluate, produce, replay, train
+from .commands import run as run_cmd
+from .commands import bench
 from .commands import devices, listen
 from .commands import label
 from .logs import setup_logging
 
-COMMANDS = [train, evaluate, replay, demo, bench, listen, devices, label]
+COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,14 +56,20 @@ class StreamRunner:
         self._raw: dict[str, _RawTail] = {}
         self.reloads = 0
 
-    def push(self, chunk: AudioChunk) -> None:
-        """Queue a chunk without scoring (call ``flush`` to score all queued chunks together)."""
+    def push(self, chunk: AudioChunk, *, warmup: bool = False) -> None:
+        """Queue a chunk without scoring (call ``flush`` to score all queued chunks together).
+
+        ``warmup=True`` on a stream's first chunk: the stream is picked up mid-way (after a
+        restart), so its events are withheld until the alert state no longer depends on the
+        audio before this chunk (see ``StreamAlerts.armed``).
+        """
         if chunk.stream not in self.alerts:
             ctx = AlertContext(stream=chunk.stream, scorer=self.model.name,
                                model_version=self.model.version, sample_rate=chunk.sample_rate,
                                machine=chunk.machine, time_origin_s=chunk.time_origin_s,
                                feature_names=self.feature_names)
-            self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+            alerts = self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+            alerts.armed = not warmup
             self.results[chunk.stream] = StreamResult(StreamSummary(chunk.stream))
         self.pipeline.push(chunk.stream, chunk.samples, start_sample=chunk.start_sample)
         if self.event_audio is not None:
@@ -92,8 +98,22 @@ class StreamRunner:
             events += self.end_stream(chunk.stream)
         return events
 
-    def end_stream(self, stream: str) -> list[dict[str, Any]]:
-        events = self._emit(self.alerts.pop(stream).finish())
+    def resume_sample(self, stream: str) -> int | None:
+        """The oldest sample a restart must re-read so ``stream``'s future events come out the
+        same (None: everything since the stream started here is still needed)."""
+        alerts = self.alerts.get(stream)
+        if alerts is None or alerts.resume_sample is None:
+            return None
+        return max(0, alerts.resume_sample - self.model.vector_stride)
+
+    def drop_stream(self, stream: str) -> None:
+        """Forget a stream without events (its partition moved to another worker)."""
+        self.alerts.pop(stream, None)
+        self.results.pop(stream, None)
+        self.pipeline.end_stream(stream)
+
+    def end_stream(self, stream: str, reason: str = "end-of-stream") -> list[dict[str, Any]]:
+        events = self._emit(self.alerts.pop(stream).finish(reason))
         result = self.results.pop(stream)
         result.summary = self.pipeline.end_stream(stream)
         self._raw.pop(stream, None)
