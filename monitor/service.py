@@ -179,6 +179,7 @@ class Worker:
                     heartbeat_interval_ms=k.heartbeat_interval_ms, max_poll_records=k.max_poll_records,
                     max_poll_interval_ms=k.max_poll_interval_ms, fetch_max_bytes=k.fetch_max_bytes,
                     max_partition_fetch_bytes=k.max_partition_fetch_bytes,
+                    fetch_max_wait_ms=k.fetch_max_wait_ms,
                     bootstrap_timeout_ms=10000, **opts)
                 self.producer = make_producer(k.bootstrap.split(","), client_options=opts,
                                               client_id=f"{k.client_id}-{self.index}-out")

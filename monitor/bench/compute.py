@@ -56,10 +56,20 @@ def plain_mode(model: LoadedModel) -> Iterator[None]:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
+    """``n`` torch intra-op threads, and ``n`` BLAS threads for numpy (librosa's mel matmul):
+    on a busy 2-core box a second spinning thread makes small calls several times slower."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - comes with scikit-learn
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    try:
+        if threadpool_limits is None:
+            yield
+        else:
+            with threadpool_limits(limits=n, user_api="blas"):
+                yield
     finally:
         torch.set_num_threads(old)
 

@@ -28,6 +28,7 @@ def main(argv: list[str]) -> int:
     ends: list[int] = []
     scored: list[float] = []
     marks: dict[str, float] = {}
+    arrival_to_scored: list[float] = []
 
     class BenchWorker(Worker):
         def _on_window(self, model, w) -> None:
@@ -36,6 +37,13 @@ def main(argv: list[str]) -> int:
             scored.append(time.time())
             if "first_window" not in marks:
                 marks["first_window"] = time.time() - t0
+
+        def _score(self) -> None:
+            arrivals = list(self.pending.arrivals)
+            super()._score()
+            if arrivals:  # the service's own chunk-arrival-to-scored latency, every chunk
+                done = time.monotonic()
+                arrival_to_scored.extend(done - a for a in arrivals)
 
         def on_assigned(self, assigned) -> None:
             super().on_assigned(assigned)
@@ -50,7 +58,8 @@ def main(argv: list[str]) -> int:
     sr = worker.router.runners[0].model.frontend.sample_rate if worker.router.runners else 16000
     hop = worker.router.runners[0].model.window.hop_s if worker.router.runners else 0.5
     np.savez(out / "windows.npz", end_sample=np.asarray(ends, dtype=np.int64),
-             scored_at=np.asarray(scored, dtype=np.float64))
+             scored_at=np.asarray(scored, dtype=np.float64),
+             arrival_to_scored=np.asarray(arrival_to_scored, dtype=np.float64))
     (out / "result.json").write_text(json.dumps({"rc": rc, "marks": marks, "sample_rate": sr, "hop_s": hop,
                                                  "events": worker.events_out,
                                                  "torch_threads": torch.get_num_threads()}))
