@@ -84,11 +84,15 @@ def _clip_vectors(frontend: AudioFrontEnd, audio: np.ndarray, spec: InputSpec) -
 
 def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
                 progress: Progress | None = None, *,
-                weak: str | Path | list[Path] | None = None) -> tuple[Path, dict[str, Any]]:
+                weak: str | Path | list[Path] | None = None,
+                stage1: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Train ``opts.scorer`` on the normal clips of ``data``; returns (model folder, meta).
 
     ``weak``: labelled anomaly clips for a weakly-supervised scorer (``ws-ae`` stage 2);
     their content hashes go to ``meta.training.weak_clip_sha256`` so evaluation refuses them.
+    ``stage1``: a ws-ae model trained by this function on the same data and seed without
+    ``weak``; its weights and margin are reused and only stage 2 runs (the same model that
+    training both stages gives, without paying for stage 1 again: the benchmark's label curve).
     """
     t0 = time.perf_counter()
     torch.manual_seed(opts.seed)
@@ -134,8 +138,11 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     log.info("training", extra={"scorer": cls.name, "clips": len(train_c), "held_out": len(hold_c),
                                 "vectors": int(vectors.shape[0]), "device": str(scorer.device),
                                 "labelled_anomaly_clips": len(weak_loaded)})
-    fit = scorer.fit(vectors, progress=progress) if labels is None else \
-        scorer.fit(vectors, labels=labels, progress=progress)
+    if stage1 is not None:
+        fit = _stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
+    else:
+        fit = scorer.fit(vectors, progress=progress) if labels is None else \
+            scorer.fit(vectors, labels=labels, progress=progress)
 
     model = LoadedModel(None, {}, frontend, scorer, None, window)
     held = score_clips(model, [(c.path.name, audio_of[c.path]) for c in hold_c])
@@ -330,3 +337,25 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     log.info("model retrained from labels", extra={"model": str(saved), "from": meta["model_version"],
                                                     **{f"labels_{k}": v for k, v in used.items()}})
     return saved, new_meta
+
+
+def _stage2_only(scorer, stage1: str | Path, vectors: torch.Tensor, labels: torch.Tensor | None,
+                 held_out: list[str], progress: Progress | None):
+    """Load a stage-1 model into ``scorer`` and run stage 2 only (see ``train_audio``)."""
+    from models.artifacts import read_model, split_state  # noqa: PLC0415
+    from models.base import FitReport  # noqa: PLC0415
+
+    folder, meta, state = read_model(stage1)
+    if labels is None or meta.get("scorer") != scorer.name or not hasattr(scorer, "fit_weak"):
+        raise DataError(f"{folder}: stage1= needs labelled anomalies and a {scorer.name} stage-1 model")
+    if sorted(meta["training"].get("held_out_clips", [])) != sorted(held_out):
+        raise DataError(f"{folder}: trained with other held-out clips (same data and seed needed)")
+    scorer.load_state_dict(split_state(state, "scorer"))
+    scorer.hyper["margin"] = meta["params"]["margin"]
+    lab = labels.bool()
+    info = scorer.fit_weak(vectors[~lab], vectors[lab], progress=progress)
+    s1 = meta["training"]["fit"].get("extra", {}).get("stage1", {})
+    return FitReport(epochs=info["epochs"], seconds=info["seconds"], final_loss=info["final_loss"],
+                     n_windows=int(len(vectors)),
+                     extra={"stage1": s1, "stage2": info, "stages": 2, "margin": info["margin"],
+                            "stage1_from": meta["model_version"]})
