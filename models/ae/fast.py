@@ -98,6 +98,23 @@ class FoldedAutoencoder:
             log.warning("oneDNN fused linear disagrees with F.linear; using F.linear")
         return ok
 
+    def _bucket(self, m: int) -> int:
+        """Rows to run ``m`` rows as: oneDNN builds (JIT-compiles) a kernel per row count, ~1-4 ms
+        each per layer, and a stream of varying batch sizes would keep rebuilding them; padding
+        to a multiple of 32 keeps ~10 row counts per layer, all cached after warm-up."""
+        if self._op is None or m >= self.chunk:
+            return m
+        return 16 if m <= 16 else -(-m // 32) * 32
+
+    def _run_rows(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.shape[0]
+        mb = self._bucket(m)
+        if mb == m:
+            return self._run(x, self._op)
+        padded = x.new_zeros((mb, x.shape[1]))
+        padded[:m] = x
+        return self._run(padded, self._op)[:m]
+
     def _run(self, x: torch.Tensor, op) -> torch.Tensor:
         for w, b, relu in self.layers:
             if op is not None:
@@ -113,10 +130,10 @@ class FoldedAutoencoder:
         """``[B, D]`` float32 on the model's device -> reconstruction ``[B, D]``."""
         x = x.contiguous()
         if x.shape[0] <= self.chunk:
-            return self._run(x, self._op)
+            return self._run_rows(x)
         out = torch.empty_like(x)
         for i in range(0, x.shape[0], self.chunk):
-            out[i:i + self.chunk] = self._run(x[i:i + self.chunk], self._op)
+            out[i:i + self.chunk] = self._run_rows(x[i:i + self.chunk])
         return out
 
     __call__ = forward
@@ -129,6 +146,6 @@ class FoldedAutoencoder:
         per_feature = torch.empty((b, f), dtype=torch.float32, device=x.device)
         for i in range(0, b, self.chunk):
             xi = flat[i:i + self.chunk]
-            err = self._run(xi, self._op).sub_(xi).square_()
+            err = self._run_rows(xi).sub_(xi).square_()
             torch.mean(err.view(-1, t, f), dim=1, out=per_feature[i:i + self.chunk])
         return per_feature.mean(dim=1), per_feature

@@ -80,6 +80,10 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                               "audio_seconds": clips.seconds, "scorer": model.name,
                               "vectors_per_clip": _vectors_per_clip(model, clips)}
         report.update(compute_section(model, clips, opts))
+        if not opts.quick or opts.scorers:
+            report["scorers"] = other_scorers(work, clips, opts, skip=model.name, device=device,
+                                              threads=report["headline"]["compute_setting"]["threads"]
+                                              if report.get("headline") else 1)
         report["cold_start"] = cold_start(model_dir, device=str(device), runs=1 if opts.quick else 3)
         report["cold_start_s"] = report["cold_start"]["seconds"]
         if opts.e2e:
@@ -200,6 +204,38 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
                       "streams": len(clips.pcm), "threads": best["threads"], "windows_per_pass": n_windows,
                       "rtf_rounds": [secs / t for t in s_times]}
     return out
+
+
+def other_scorers(work: Path, clips: Workload, opts: BenchOptions, *, skip: str, device,
+                  threads: int) -> list[dict[str, Any]]:
+    """The compute part for every other registered scorer (briefly trained, default size)."""
+    from models.registry import SCORERS  # noqa: PLC0415
+
+    rows = []
+    for name in opts.scorers or sorted(SCORERS):
+        if name == skip:
+            continue
+        try:
+            folder = train_bench_model(work / f"scorer-{name}", scorer=name, epochs=1, seed=opts.seed)
+            m = load_model(folder, device=device)
+            pcm = clips.pcm[: max(2, len(clips.pcm) // 4)]
+            secs = len(pcm) * opts.clip_seconds
+            with torch_threads(threads):
+                t0 = time.perf_counter()
+                batched_clip_scores(m, pcm[:1], clips_per_batch=1)  # warm-up
+                if time.perf_counter() - t0 > 20:
+                    raise RuntimeError("too slow to measure here (one clip took over 20 s)")
+                split = Split()
+                times = time_repeated(lambda: batched_clip_scores(m, pcm, clips_per_batch=len(pcm), split=split),
+                                      min_seconds=opts.min_seconds, max_reps=5)
+            rows.append({"scorer": name, "threads": threads, "clips_per_batch": len(pcm),
+                         "vectors_per_batch": len(pcm) * _vectors_per_clip(m, clips),
+                         "rtf_median": secs / statistics.median(times), **_shares(split)})
+        except Exception as exc:  # noqa: BLE001 - a scorer that cannot run on audio is reported, not fatal
+            msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            rows.append({"scorer": name, "error": msg})
+        log.info("scorer measured", extra=rows[-1])
+    return rows
 
 
 def _shares(split: Split) -> dict[str, float]:

@@ -52,8 +52,11 @@ def train_bench_model(folder: Path, *, scorer: str = "ae", epochs: int, seed: in
     """
     data = write_factory(folder / "data", machines={"pump": 110.0}, normal_clips=12, test_normal=0,
                          test_faulty=0, seconds=4.0, seed=seed)["pump"]
+    from models.registry import scorer_class  # noqa: PLC0415
+
+    n_epochs = epochs if "epochs" in scorer_class(scorer).defaults else None  # ARIMA has no epochs
     out, _ = train_audio(data["train"], folder / "models" / scorer,
-                         TrainOptions(scorer=scorer, seed=seed, epochs=epochs, device="cpu", holdout=0.25))
+                         TrainOptions(scorer=scorer, seed=seed, epochs=n_epochs, device="cpu", holdout=0.25))
     return out
 
 

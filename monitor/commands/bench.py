@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from ..bench.report import table  # noqa: PLC0415
     from ..bench.suite import BenchOptions, run_bench, write_outputs  # noqa: PLC0415
 
+    def stop(signum, _frame):  # SIGTERM (e.g. a CI timeout): unwind, so the broker and workers stop
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     opts = BenchOptions(quick=args.quick, device=args.device, model=Path(args.model) if args.model else None,
                         e2e=not args.no_e2e, clips=args.clips)
     report = run_bench(opts)
