@@ -84,6 +84,10 @@ class ServiceConfig:
     gap_tolerance_ms: float = _f(50.0, lo=0, hi=3_600_000)
     poll_timeout_ms: int = _f(100, lo=1, hi=10000)
     windows_log: str = _f("", help="JSON-lines audit of every scored window ('' = off)")
+    torch_threads: int = _f(1, lo=0, hi=256, help="torch intra-op threads per worker (0 = torch's "
+                            "default, one per core): the consumer and the scorer share a worker, and "
+                            "spinning extra threads slowed scoring 5x on a busy 2-core box; scale "
+                            "out with --workers instead (monitor bench)")
 
 
 @dataclass(frozen=True)

@@ -461,6 +461,10 @@ def _answers(host_port: str) -> bool:
 
 
 def run_worker(cfg: Config, *, index: int = 0) -> int:
+    if cfg.service.torch_threads:
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(cfg.service.torch_threads)
     w = Worker(cfg, index=index)
     w.install_signal_handlers()
     return w.run()

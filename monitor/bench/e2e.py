@@ -74,8 +74,7 @@ class Harness:
                          "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
                "models": [{"streams": "*", "model": str(self.model_dir)}],
                "health": {"port": 0}, "sinks": {"kafka": True}}
-        if self.service:
-            cfg["service"] = dict(self.service)
+        cfg["service"] = {**self.service, "torch_threads": self.threads}
         path = folder / "config.yaml"
         path.write_text(yaml.safe_dump(cfg))
         return path
@@ -97,7 +96,7 @@ class Harness:
             time.sleep(produce_first_s)
         t0 = time.time()
         worker = subprocess.Popen([sys.executable, "-m", "monitor.bench.e2e_worker", str(cfg), str(folder),
-                                   repr(t0), str(self.threads)], env=_env(),
+                                   repr(t0), "0"], env=_env(),
                                   stdout=subprocess.DEVNULL, stderr=open(folder / "worker.log", "w"))
         try:
             self._wait_ready(worker, folder)

@@ -1,4 +1,5 @@
-"""The service's worker under the benchmark: ``python -m monitor.bench.e2e_worker CFG OUT T0 THREADS``.
+"""The service's worker under the benchmark: ``python -m monitor.bench.e2e_worker CFG OUT T0 THREADS``
+(``THREADS`` 0 = ``service.torch_threads`` from the config, as ``monitor run`` uses it).
 
 It is the real ``monitor.service.Worker`` (consumer, decoding, routing, pipeline, alerting,
 Kafka events sink); the subclass only notes when each alerting window was scored and when
@@ -22,6 +23,8 @@ def main(argv: list[str]) -> int:
     from monitor.logs import setup_logging  # noqa: PLC0415
     from monitor.service import Worker  # noqa: PLC0415
 
+    cfg = load_config(cfg_path)
+    threads = threads or cfg.service.torch_threads  # as ``monitor run`` does (service.run_worker)
     if threads > 0:
         torch.set_num_threads(threads)
     setup_logging(level="warning", fmt="json")
@@ -52,7 +55,7 @@ def main(argv: list[str]) -> int:
                 (out / "ready").write_text(json.dumps(marks))
 
     marks["constructed"] = time.time() - t0
-    worker = BenchWorker(load_config(cfg_path))
+    worker = BenchWorker(cfg)
     worker.install_signal_handlers()
     rc = worker.run()
     sr = worker.router.runners[0].model.frontend.sample_rate if worker.router.runners else 16000
