@@ -80,18 +80,23 @@ class ArimaScorer(Scorer):
                 aics.append(None)
                 continue
             best = None
-            for p, q in orders:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    try:
-                        yc = y - m.mu[c].item() if h["d"] == 0 else y
-                        res = ARIMA(yc, order=(p, h["d"], q), trend="n").fit(**fit_kw)
-                    except (ValueError, np.linalg.LinAlgError):
-                        continue
-                if np.isfinite(res.aic) and (best is None or res.aic < best[0]):
-                    best = (float(res.aic), p, q, res)
-            if best is None:
-                raise ScorerError(f"arima: no order could be fitted on channel {c}")
+            for kw in (fit_kw, {}) if fit_kw else ({},):  # fall back to the exact MLE
+                for p, q in orders:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        try:
+                            yc = y - m.mu[c].item() if h["d"] == 0 else y
+                            res = ARIMA(yc, order=(p, h["d"], q), trend="n").fit(**kw)
+                        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                            continue
+                    if np.isfinite(res.aic) and (best is None or res.aic < best[0]):
+                        best = (float(res.aic), p, q, res)
+                if best is not None:
+                    break
+            if best is None:  # nothing fits (a near-constant channel): forecast its mean
+                chosen.append((0, 0))
+                aics.append(None)
+                continue
             aic, p, q, res = best
             m.ar[c].zero_()
             m.ma[c].zero_()

@@ -150,6 +150,9 @@ def test_sensor_model_meta_and_replay_events(sensor_model):
     # the machine event during the gap is closed by it; nothing is scored across it
     assert all(not (e["start"] - t0 < 600 < e["end"] - t0 - 31) for e in machine)
     json.dumps(events)  # events are plain JSON
+    from monitor.alerting import HEALTH_KINDS
+
+    assert {e["kind"] for e in events if e["kind"] != "machine"} <= set(HEALTH_KINDS)
     # the same CSV in other chunk sizes gives the same events (health and machine events
     # interleave differently: machine events come out when a chunk is scored)
     _, events7 = _replay(model, path, 7)

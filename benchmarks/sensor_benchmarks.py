@@ -1,0 +1,95 @@
+"""Full SKAB / NAB runs for the sensor scorers (outside CI: tens of minutes on 2 CPU cores).
+
+    .venv/bin/python benchmarks/sensor_benchmarks.py --out benchmarks/results/sensors \
+        [--only arima,ae] [--protocols skab,nab-art,nab-real] [--threads 2]
+
+Each configuration is one call of ``monitor evaluate --protocol ...`` (the same functions);
+results are written as JSON per configuration plus a summary table (``summary.md``). The
+configurations below were fixed before looking at test labels, except where a name says
+``variant``: those are extra settings tried afterwards and are reported as such, never as
+the headline figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "timeseries"
+
+#: name -> (protocol, scorer, options). SKAB runs train on 320 rows: windows are kept short.
+CONFIGS = {
+    "skab-arima": ("skab", "arima", {}),
+    "skab-ae": ("skab", "ae", {"frames": 10, "params": {"epochs": 100, "batch_size": 64}}),
+    "skab-lstm": ("skab", "lstm", {"frames": 60, "params": {"context": 30, "horizon": 10, "epochs": 35}}),
+    "skab-tadgan": ("skab", "tadgan", {"frames": 60, "params": {"epochs": 20}}),
+    "nab-art-arima": ("nab-art", "arima", {}),
+    "nab-art-ae": ("nab-art", "ae", {"frames": 10, "params": {"epochs": 50}}),
+    "nab-art-lstm": ("nab-art", "lstm", {"frames": 260, "train_stride": 4, "params": {"epochs": 20}}),
+    "nab-art-tadgan": ("nab-art", "tadgan", {"frames": 100, "train_stride": 4, "params": {"epochs": 15}}),
+    "nab-real-arima": ("nab-real", "arima", {}),
+    "nab-real-ae": ("nab-real", "ae", {"frames": 10, "train_stride": 2, "params": {"epochs": 30}}),
+    "nab-real-lstm": ("nab-real", "lstm", {"frames": 260, "train_stride": 16, "params": {"epochs": 15}}),
+    "nab-real-tadgan": ("nab-real", "tadgan", {"frames": 100, "train_stride": 16, "params": {"epochs": 10}}),
+}
+
+
+def run(name: str, out: Path) -> dict:
+    protocol, scorer, kw = CONFIGS[name]
+    kw = dict(kw)
+    opts = SensorEvalOptions(scorer=scorer, device="auto", params=kw.pop("params", {}), **kw)
+    t0 = time.perf_counter()
+    say = lambda m: print(f"  {m}", flush=True)  # noqa: E731
+    if protocol == "skab":
+        res = evaluate_skab(DATA / "SKAB", opts, progress=say)
+    else:
+        subset = "artificialWithAnomaly" if protocol == "nab-art" else "realKnownCause"
+        res = evaluate_nab(DATA / "NAB", subset, opts, progress=say)
+    res["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    res["config"] = name
+    (out / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    return res
+
+
+def line(res: dict) -> str:
+    if res["protocol"] == "skab":
+        return (f"| {res['config']} | F1 {res['f1']:.3f} | FAR {res['far']:.2f} % | MAR {res['mar']:.2f} % | "
+                f"{res['fit_seconds_per_run']:.1f} s/run | {res['wall_seconds']:.0f} s |")
+    return (f"| {res['config']} | F1 {res['f1']:.3f} | P {res['precision']:.3f} | R {res['recall']:.3f} | "
+            f"tp {res['tp']} fp {res['fp']} fn {res['fn']} | {res['fit_seconds_per_signal']:.1f} s/signal | "
+            f"{res['wall_seconds']:.0f} s |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sensors"))
+    ap.add_argument("--only", help="comma-separated config names or scorers")
+    ap.add_argument("--protocols", default="skab,nab-art,nab-real")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    want = set(args.only.split(",")) if args.only else None
+    protos = set(args.protocols.split(","))
+    for name, (protocol, scorer, _) in CONFIGS.items():
+        if protocol not in protos or (want and name not in want and scorer not in want):
+            continue
+        print(f"== {name}", flush=True)
+        res = run(name, out)
+        print(line(res), flush=True)
+        with open(out / "summary.md", "a") as f:
+            f.write(line(res) + "\n")
+
+
+if __name__ == "__main__":
+    main()
