@@ -27,7 +27,7 @@ from ..live import LatencyStats, LiveRunner, drive, warm_up
 from ..sinks import FanOut, JsonlSink, StdoutSink
 from ..sinks.base import Sink
 from ..sources.base import AudioChunk
-from ..sources.microphone import MicrophoneSource
+from ..sources.microphone import MicrophoneSource, resolve_device
 
 log = logging.getLogger("monitor.listen")
 
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
+    resolve_device(args.device)  # a device error is reported before the model loads
     model = load_model(args.model, device=args.compute_device, threshold_override=args.threshold)
     sr = model.frontend.sample_rate
     device: int | str | None = args.device
