@@ -37,13 +37,15 @@ def table(r: dict[str, Any]) -> str:
         for d in r["dcase_way"]:
             lines.append(f"  {d['variant']:22s} {d['threads']:7d}   {d['rtf_median']:8,.0f} / {d['rtf_best']:8,.0f}"
                          f"   {d.get('read_share', 0):5.0%}  {d['features_share']:7.0%}  {d['model_share']:5.0%}")
-    lines += ["", "compute part    threads  clips/batch  vectors/batch   RTF (median / best)   features  model"]
+    lines += ["", "threads = torch intra-op x Python threads (each on a share of the clips)",
+              "compute part    threads  clips/batch  vectors/batch   RTF (median / best)   features  model"]
     for c in r["compute"]:
-        lines.append(f"  {c['scorer']:12s} {c['threads']:7d}  {c['clips_per_batch']:11d}  {c['vectors_per_batch']:13,d}"
+        th = f"{c['threads']}x{c.get('workers', 1)}"
+        lines.append(f"  {c['scorer']:12s} {th:>7s}  {c['clips_per_batch']:11d}  {c['vectors_per_batch']:13,d}"
                      f"   {c['rtf_median']:8,.0f} / {c['rtf_best']:8,.0f}   {c['features_share']:7.0%}  "
                      f"{c['model_share']:5.0%}")
     p = r["plain"]
-    lines.append(f"  {'plain path':12s} {p['threads']:7d}  {p['clips_per_batch']:11d}  {'':13s}   "
+    lines.append(f"  {'plain path':12s} {str(p['threads']) + 'x' + str(p.get('workers', 1)):>7s}  {p['clips_per_batch']:11d}  {'':13s}   "
                  f"{p['rtf_median']:8,.0f} {'':10s}   {p['features_share']:7.0%}  {p['model_share']:5.0%}")
     for s in r.get("scorers", []):
         if s.get("error"):
@@ -63,10 +65,10 @@ def plot(r: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for th in sorted({c["threads"] for c in r["compute"]}):
-        rows = [c for c in r["compute"] if c["threads"] == th]
+    for th, wk in sorted({(c["threads"], c.get("workers", 1)) for c in r["compute"]}):
+        rows = [c for c in r["compute"] if (c["threads"], c.get("workers", 1)) == (th, wk)]
         a.plot([c["vectors_per_batch"] for c in rows], [c["rtf_median"] for c in rows], "o-",
-               label=f"compute part, {th} thread(s)")
+               label=f"compute part, {th} intra-op x {wk} Python thread(s)")
     if r.get("dcase_way_rtf"):
         a.axhline(r["dcase_way_rtf"], color="k", ls="--", label="DCASE way (per clip)")
     a.set_xscale("log")

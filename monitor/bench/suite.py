@@ -23,7 +23,7 @@ import numpy as np
 from models.base import resolve_device
 from workers.model import LoadedModel, load_model
 
-from .compute import Split, batched_clip_scores, plain_mode, streaming_pass, time_repeated, torch_threads
+from .compute import Split, parallel_clip_scores, plain_mode, streaming_pass, time_repeated, torch_threads
 from .workload import Workload, load_average, machine_info, make_clips, train_bench_model
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,16 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def thread_choices() -> list[int]:
     return sorted({1, min(2, os.cpu_count() or 1)})
+
+
+def settings() -> list[tuple[int, int]]:
+    """(torch intra-op threads, Python threads each on a share of the clips) to try."""
+    return [(1, 1)] + ([(2, 1), (1, 2)] if (os.cpu_count() or 1) >= 2 else [])
+
+
+def _compute(model: LoadedModel, pcm: list, row: dict, split: Split | None = None):
+    return parallel_clip_scores(model, pcm, clips_per_batch=row["clips_per_batch"], threads=row["workers"],
+                                split=split)
 
 
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -141,28 +151,28 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
     # 2. the compute part: batch size x threads (optimised), and the plain path at the best
     batches = sorted({1, 4, 16, opts.clips} if not opts.quick else {1, opts.clips})
     rows = []
-    for th in thread_choices():
+    for th, workers in settings():
         with torch_threads(th):
             for b in batches:
-                batched_clip_scores(model, clips.pcm[:b], clips_per_batch=b)  # warm-up
+                row = {"scorer": model.name, "threads": th, "workers": workers, "clips_per_batch": b,
+                       "vectors_per_batch": b * vpc}
+                _compute(model, clips.pcm[:b * workers], row)  # warm-up
                 split = Split()
-                times = time_repeated(lambda: batched_clip_scores(model, clips.pcm, clips_per_batch=b, split=split),
-                                      min_seconds=opts.min_seconds)
-                rows.append({"scorer": model.name, "threads": th, "clips_per_batch": b,
-                             "vectors_per_batch": b * vpc, "rtf_median": secs / statistics.median(times),
-                             "rtf_best": secs / min(times), **_shares(split)})
+                times = time_repeated(lambda: _compute(model, clips.pcm, row, split), min_seconds=opts.min_seconds)
+                rows.append({**row, "rtf_median": secs / statistics.median(times), "rtf_best": secs / min(times),
+                             **_shares(split)})
     best = max(rows, key=lambda r: r["rtf_median"])
     out["compute"] = rows
     with torch_threads(best["threads"]), plain_mode(model):
-        batched_clip_scores(model, clips.pcm[:best["clips_per_batch"]], clips_per_batch=best["clips_per_batch"])
+        _compute(model, clips.pcm[:best["clips_per_batch"]], best)
         split = Split()
-        times = time_repeated(lambda: batched_clip_scores(model, clips.pcm, clips_per_batch=best["clips_per_batch"],
-                                                          split=split), min_seconds=opts.min_seconds)
-        out["plain"] = {"threads": best["threads"], "clips_per_batch": best["clips_per_batch"],
+        times = time_repeated(lambda: _compute(model, clips.pcm, best, split), min_seconds=opts.min_seconds)
+        out["plain"] = {"threads": best["threads"], "workers": best["workers"],
+                        "clips_per_batch": best["clips_per_batch"],
                         "rtf_median": secs / statistics.median(times), **_shares(split)}
-        plain_scores = batched_clip_scores(model, clips.pcm, clips_per_batch=best["clips_per_batch"])
+        plain_scores = _compute(model, clips.pcm, best)
     with torch_threads(best["threads"]):
-        fast_scores = batched_clip_scores(model, clips.pcm, clips_per_batch=best["clips_per_batch"])
+        fast_scores = _compute(model, clips.pcm, best)
     out["scores"] = {"max_rel_diff_fast_vs_plain": rel_diff(fast_scores, plain_scores),
                      "clips_compared": len(fast_scores)}
 
@@ -177,13 +187,13 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
                 d_times.append(time.perf_counter() - t0)
             with torch_threads(best["threads"]):
                 t0 = time.perf_counter()
-                batched_clip_scores(model, clips.pcm, clips_per_batch=best["clips_per_batch"])
+                _compute(model, clips.pcm, best)
                 c_times.append(time.perf_counter() - t0)
         out["dcase_way_rtf"] = secs / statistics.median(d_times)
         out["compute_rtf"] = secs / statistics.median(c_times)
         out["compute_vs_dcase_way"] = out["compute_rtf"] / out["dcase_way_rtf"]
         out["headline"] = {"rounds": opts.rounds, "dcase_setting": {k: best_dcase[k] for k in ("variant", "threads")},
-                           "compute_setting": {k: best[k] for k in ("threads", "clips_per_batch")},
+                           "compute_setting": {k: best[k] for k in ("threads", "workers", "clips_per_batch")},
                            "dcase_rtf_rounds": [secs / t for t in d_times],
                            "compute_rtf_rounds": [secs / t for t in c_times]}
         out["scores"]["max_rel_diff_vs_dcase_way"] = rel_diff(fast_scores, dcase_scores)
@@ -193,7 +203,7 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
     out["fast_vs_plain"] = out["compute_rtf"] / out["plain"]["rtf_median"]
 
     # 4. the streaming ceiling: ScoringPipeline with 100 ms chunks from every clip at once
-    with torch_threads(best["threads"]):
+    with torch_threads(1):  # a worker's setting (service.torch_threads)
         streaming_pass(model, [p[: 16000 * 2] for p in clips.pcm])  # warm-up
         s_times = []
         for _ in range(max(2, opts.rounds // 3)):
@@ -201,7 +211,7 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
             s_times.append(wall)
     out["ceiling_streams"] = secs / statistics.median(s_times)
     out["ceiling"] = {"what": "ScoringPipeline, 100 ms chunks, flush every 500 ms, all clips as streams",
-                      "streams": len(clips.pcm), "threads": best["threads"], "windows_per_pass": n_windows,
+                      "streams": len(clips.pcm), "threads": 1, "windows_per_pass": n_windows,
                       "rtf_rounds": [secs / t for t in s_times]}
     return out
 
@@ -222,11 +232,12 @@ def other_scorers(work: Path, clips: Workload, opts: BenchOptions, *, skip: str,
             secs = len(pcm) * opts.clip_seconds
             with torch_threads(threads):
                 t0 = time.perf_counter()
-                batched_clip_scores(m, pcm[:1], clips_per_batch=1)  # warm-up
+                parallel_clip_scores(m, pcm[:1], clips_per_batch=1, threads=1)  # warm-up
                 if time.perf_counter() - t0 > 20:
                     raise RuntimeError("too slow to measure here (one clip took over 20 s)")
                 split = Split()
-                times = time_repeated(lambda: batched_clip_scores(m, pcm, clips_per_batch=len(pcm), split=split),
+                times = time_repeated(lambda: parallel_clip_scores(m, pcm, clips_per_batch=len(pcm), threads=1,
+                                                                   split=split),
                                       min_seconds=opts.min_seconds, max_reps=5)
             rows.append({"scorer": name, "threads": threads, "clips_per_batch": len(pcm),
                          "vectors_per_batch": len(pcm) * _vectors_per_clip(m, clips),
