@@ -179,10 +179,21 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         meta["training"].update(_weak_meta(weak_loaded, fit))
         meta["threshold_variants"] = _threshold_variants(
             model, [(c.path.name, audio_of[c.path]) for c in train_c], threshold)
+    meta["input_level"] = _input_level([audio_of[c.path] for c in train_c], window, spec.sample_rate)
     folder = save_model(out, meta=meta, state=state)
     log.info("model saved", extra={"model": str(folder), "threshold": round(threshold.value, 6),
                                    "seconds": meta["training"]["seconds"]})
     return folder, meta
+
+
+def _input_level(audios: list[np.ndarray], window: AlertingWindow, sample_rate: int) -> dict[str, Any]:
+    """The training audio's level per alerting window (RMS, dBFS): the reference that the
+    live ``dead-input`` check compares a microphone's level with."""
+    from workers.input_health import level_percentiles, rms_dbfs  # noqa: PLC0415
+
+    length, hop = window.samples(sample_rate)
+    levels = [rms_dbfs(a[i:i + length]) for a in audios for i in range(0, len(a) - length + 1, hop)]
+    return {"window_rms_dbfs": level_percentiles(levels)}
 
 
 def _versions() -> dict[str, str]:

@@ -213,3 +213,17 @@ def test_realtime_file_replay_measures_latency(trained_model, factory, tmp_path)
     assert 0 <= res.drive.latency.quantile(0.5) < 1.0
     assert [w.score for w in res.streams[0].windows] == [w.score for w in fast.streams[0].windows]
     assert fast.drive.latency.count == 0  # as fast as possible: no capture times, no latency
+
+
+def test_training_stores_the_input_level_the_dead_input_check_uses(trained_model):
+    model = load_model(trained_model, device="cpu")
+    lv = model.meta["input_level"]["window_rms_dbfs"]
+    # the synthetic machines are normalised to 0.08 RMS: about -22 dBFS
+    assert -25 < lv["p1"] <= lv["median"] <= lv["p99"] < -19 and lv["windows"] > 50
+    runner = LiveRunner(model)
+    assert runner.reference_dbfs == lv["p1"]
+    quiet = machine_sound(seconds=4, f0=110.0, seed=1) * np.float32(10 ** (-40 / 20))  # 40 dB down
+    res = drive(chunked("m", quiet), runner)
+    dead = [e for e in res.events if e["kind"] == "dead-input"]
+    assert dead and "below the training level" in dead[0]["detail"]
+    assert not [e for e in res.events if e["kind"] == "machine"]
