@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-model", metavar="MODEL_DIR", help="retrain this ws-ae model from "
                    "operator labels (--labels); writes a new version and moves latest")
     p.add_argument("--labels", metavar="LABELS", help="labels file written by `monitor label`")
+    p.add_argument("--margin-factor", type=float, default=2.0,
+                   help="with --from-model: stage-2 margin = max(stored margin, this x the "
+                        "alerting threshold); labelled events already scored past the threshold")
     p.add_argument("--epochs", type=int, help="training epochs (scorer default if omitted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -68,7 +71,8 @@ def _retrain(args: argparse.Namespace) -> int:
     progress = EpochProgress("retrain")
     try:
         folder, meta = retrain_from_labels(args.from_model, args.labels, out=args.out, data=args.data,
-                                           epochs=args.epochs, device=args.device, progress=progress)
+                                           epochs=args.epochs, device=args.device,
+                                           margin_factor=args.margin_factor, progress=progress)
     finally:
         progress.close()
     _print_model(folder, meta)
