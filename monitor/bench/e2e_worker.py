@@ -9,6 +9,7 @@ the partitions were assigned, in memory, and writes them to ``OUT`` after a clea
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,11 @@ def main(argv: list[str]) -> int:
     from monitor.logs import setup_logging  # noqa: PLC0415
     from monitor.service import Worker  # noqa: PLC0415
 
+    if os.environ.get("MONITOR_BENCH_PLAIN") == "1":  # the unoptimised maths, for before/after figures
+        from models.ae.scorer import AutoencoderScorer  # noqa: PLC0415
+        from workers.features.logmel import LogMel  # noqa: PLC0415
+
+        AutoencoderScorer.fast = LogMel.fast = False
     cfg = load_config(cfg_path)
     threads = threads or cfg.service.torch_threads  # as ``monitor run`` does (service.run_worker)
     if threads > 0:

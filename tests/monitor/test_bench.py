@@ -51,3 +51,37 @@ def test_quick_bench_prints_every_figure(tmp_path):
     assert not report["cold_start"]["librosa_imported"]
     assert (tmp_path / "bench.json").is_file() and (tmp_path / "bench.png").is_file()
     assert "compute part" in table(report)
+
+
+def _fake_step(tmp_path, *, delays, streams=2, seconds=10.0, hop=0.5, sr=16000, lateness=0.0):
+    """A worker record as ``e2e_worker`` writes it: windows ending every hop, scored after ``delays``."""
+    import numpy as np
+
+    from monitor.bench.e2e import Harness
+
+    start = 1_700_000_000.0
+    ends, scored = [], []
+    k0 = int(np.ceil(start / hop))
+    n = int(seconds / hop)
+    for s in range(streams):
+        for i in range(n):
+            end_t = (k0 + i) * hop
+            ends.append(round(end_t * sr))
+            scored.append(end_t + delays(i / n))
+    np.savez(tmp_path / "windows.npz", end_sample=np.array(ends, dtype=np.int64),
+             scored_at=np.array(scored), arrival_to_scored=np.full(10, 0.05))
+    (tmp_path / "result.json").write_text(json.dumps({"rc": 0, "marks": {}, "sample_rate": sr, "hop_s": hop}))
+    prod = {"start_ns": int(start * 1e9), "lateness_max_s": lateness}
+    h = Harness.__new__(Harness)
+    return h._analyse(tmp_path, streams, seconds, prod, [])
+
+
+def test_e2e_analysis_latency_and_keep_up(tmp_path):
+    ok = _fake_step(tmp_path, delays=lambda f: 0.1)
+    # chunks of the last hop wait 0..400 ms for their window, plus the 100 ms window delay
+    assert ok["kept_up"] and abs(ok["p50_ms"] - 300) < 1 and abs(ok["p99_ms"] - 500) < 1
+    assert abs(ok["window_delay_p99_ms"] - 100) < 1e-2 and ok["windows_scored"] == ok["windows_expected"]
+    behind = _fake_step(tmp_path, delays=lambda f: 0.1 + 2.0 * f)  # falling behind
+    assert not behind["kept_up"] and "delay grew" in behind["reason"]
+    slow_producer = _fake_step(tmp_path, delays=lambda f: 0.1, lateness=1.0)
+    assert not slow_producer["kept_up"] and "producer" in slow_producer["reason"]
