@@ -134,7 +134,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a = kinds.add_parser("audio", help="audio files as PCM chunk streams")
     a.add_argument("--bootstrap", required=True, metavar="HOST:PORT")
     a.add_argument("--topic", default="machine-audio")
-    a.add_argument("--data", required=True, metavar="DIR_OR_FILE")
+    a.add_argument("--data", metavar="DIR_OR_FILE", help="audio files to publish (or --from-mic)")
+    a.add_argument("--from-mic", action="store_true",
+                   help="publish a live microphone as one stream (--stream) until Ctrl-C or --duration")
+    a.add_argument("--device", metavar="D", help="with --from-mic: input device index or name")
+    a.add_argument("--stream", default="mic", help="with --from-mic: the stream id (the message key)")
+    a.add_argument("--machine", help="with --from-mic: the machine header")
+    a.add_argument("--duration", type=float, metavar="S", help="with --from-mic: stop after S seconds")
     a.add_argument("--streams", type=int, help="fan the files out to N stream ids")
     a.add_argument("--prefix", default="", help="stream id prefix, e.g. 'line3/'")
     a.add_argument("--realtime", action="store_true", help="pace at real time")
@@ -164,7 +170,57 @@ def _producer(bootstrap: str):
                          max_request_size=8 << 20)
 
 
+def mic_chunks(mic) -> Iterator[OutChunk]:
+    """A ``MicrophoneSource``'s chunks to publish; ``position`` is the capture sample index, so
+    a dropped capture block shows as a jump of ``ts`` (``seq`` stays contiguous)."""
+    for c in mic:
+        yield OutChunk(c.stream, c.samples, c.sample_rate, c.start_sample, c.machine)
+
+
+def run_mic(args: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
+
+    from ..sources.microphone import MicrophoneSource  # noqa: PLC0415
+
+    sr = args.sample_rate
+    mic = MicrophoneSource(sample_rate=sr, device=args.device, stream=args.prefix + args.stream,
+                           machine=args.machine, block_ms=args.chunk_ms,
+                           max_samples=round(args.duration * sr) if args.duration else None)
+    mic.open()
+    producer = _producer(args.bootstrap)
+    # Ctrl-C / SIGTERM end the capture; what was captured is still published and flushed
+    old = {sig: signal.signal(sig, lambda *_: mic.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    chunks = mic_chunks(mic)
+    st = None
+    try:
+        first = next(chunks, None)  # its capture time is the stream's ``ts`` origin
+        if first is not None:
+            log.info("publishing the microphone", extra={"device": mic.device.name, "stream": first.stream,
+                                                         "topic": args.topic, "rate": mic.rate})
+            start_ns = round(mic.time_origin_s * 1e9)
+            st = publish_audio(producer, args.topic, _chain(first, chunks), fmt=args.format,
+                               start_ts_ns=start_ns)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        mic.close()
+        producer.flush()
+        producer.close(timeout=10)
+    log.info("microphone publishing stopped", extra={**mic.stats.to_dict(),
+                                                   "messages": st.messages if st else None})
+    return 0
+
+
+def _chain(first: OutChunk, rest: Iterator[OutChunk]) -> Iterator[OutChunk]:
+    yield first
+    yield from rest
+
+
 def run_audio(args: argparse.Namespace) -> int:
+    if getattr(args, "from_mic", False):
+        return run_mic(args)
+    if not args.data:
+        raise DataError("monitor produce audio: give --data DIR_OR_FILE or --from-mic")
     files = [c.path for c in list_clips(args.data)]
     chunks = file_chunks(files, sample_rate=args.sample_rate, chunk_ms=args.chunk_ms, streams=args.streams,
                          prefix=args.prefix, loop=args.loop)
