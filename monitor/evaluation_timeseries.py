@@ -56,7 +56,9 @@ class SensorEvalOptions:
     holdout: float = 0.2
     threshold_convention: str = "dcase"
     threshold_q: float | None = SENSOR_Q
-    window_steps: int = 1
+    #: Alerting window in steps (its score = mean of the per-step scores). None: SKAB 1 step;
+    #: NAB 1 % of the signal, Orion's error-smoothing window (chosen from the anchor, not labels).
+    window_steps: int | None = None
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
     train_stride: int = 1  # training windows this many steps apart (long NAB signals)
@@ -122,7 +124,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
                            time_column="datetime")
         t0 = time.perf_counter()
         model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[x[:n_fit]], frames=frames,
-                                        window_steps=opts.window_steps, params=opts.params,
+                                        window_steps=opts.window_steps or 1, params=opts.params,
                                         seed=opts.seed, device=opts.device,
                                         train_stride=opts.train_stride)
         fit_seconds.append(time.perf_counter() - t0)
@@ -145,12 +147,18 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
             "fit_seconds_per_run": float(np.mean(fit_seconds)),
             "decision": f"gamma {opts.threshold_convention} q={opts.threshold_q or 'default'} on held-out "
                         f"train rows + hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, "
-                        f"{opts.hysteresis.m} close; window {opts.window_steps} step(s)",
+                        f"{opts.hysteresis.m} close; window {opts.window_steps or 1} step(s)",
             "published": {k: {"f1": v[0], "far": v[1], "mar": v[2]} for k, v in SKAB_PUBLISHED.items()},
             "rows": rows_out}
 
 
 # -- NAB ---------------------------------------------------------------------------------
+def _prf(c: dict[str, int]) -> dict[str, float]:
+    prec = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    rec = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    return {"f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec}
+
+
 def _nab_root(data: str | Path) -> Path:
     root = Path(data)
     if not (root / "labels" / "combined_windows.json").is_file():
@@ -174,6 +182,32 @@ def overlap_segment_counts(truth: list[tuple[float, float]], found: list[tuple[f
     return {"tp": tp, "fp": fp, "fn": len(truth) - tp}
 
 
+def orion_rule_intervals(scores: np.ndarray, times: np.ndarray, *, window_portion: float = 0.33,
+                         step_portion: float = 0.1, k: float = 4.0) -> list[tuple[float, float]]:
+    """The anchor's own decision rule, for comparison only: Orion's ``find_anomalies`` with a
+    fixed threshold, mean + ``k`` sigma of the scores inside sliding windows of a third of the
+    signal (steps of a tenth), flagged points merged into intervals (no pruning)."""
+    n = len(scores)
+    if n == 0:
+        return []
+    w, step = max(1, int(n * window_portion)), max(1, int(n * step_portion))
+    flagged = np.zeros(n, dtype=bool)
+    for a in range(0, max(n - w, 0) + 1, step):
+        seg = scores[a:a + w]
+        flagged[a:a + w] |= seg > seg.mean() + k * seg.std()
+    out, i = [], 0
+    while i < n:
+        if flagged[i]:
+            j = i
+            while j + 1 < n and flagged[j + 1]:
+                j += 1
+            out.append((float(times[i]), float(times[j])))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
 def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     root = _nab_root(data)
@@ -186,6 +220,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
     frames = opts.frames or default_frames(opts.scorer)
     q = opts.threshold_q
     total = {"tp": 0, "fp": 0, "fn": 0}
+    anchor = {"tp": 0, "fp": 0, "fn": 0}
     rows_out, fit_seconds = [], []
     for path in files:
         key = f"{subset}/{path.name}"
@@ -196,23 +231,29 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         seg = grid_segments(table, step_s=step, max_gap_s=1e12)[0]  # one regular series
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
         t0 = time.perf_counter()
+        wsteps = opts.window_steps or max(1, round(0.01 * len(seg)))
         model, _ = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=frames,
-                                      window_steps=opts.window_steps, params=opts.params,
+                                      window_steps=wsteps, params=opts.params,
                                       seed=opts.seed, device=opts.device,
                                         train_stride=opts.train_stride)
         fit_seconds.append(time.perf_counter() - t0)
         model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
                                                q=q, what=f"the whole signal {path.name} (no labels)")
         origin = float(table.ts_s[0])
-        events, _ = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin)
+        events, wins = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin)
         found = [(e["start"], e["end"]) for e in events]
         truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
         c = overlap_segment_counts(truth, found)
+        a_found = orion_rule_intervals(np.array([w.score for w in wins]),
+                                       np.array([origin + w.start_sample * step for w in wins]))
+        ca = overlap_segment_counts(truth, a_found)
         for k in total:
             total[k] += c[k]
+            anchor[k] += ca[k]
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
-                         "threshold": model.threshold.value, **c})
+                         "threshold": model.threshold.value, "window_steps": wsteps, **c,
+                         "anchor_rule": {"detected": len(a_found), **ca}})
         if progress is not None:
             progress(f"{key}: tp {c['tp']} fp {c['fp']} fn {c['fn']} fit {fit_seconds[-1]:.1f}s")
     tp, fp, fn = total["tp"], total["fp"], total["fn"]
@@ -222,8 +263,12 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             "frames": frames, "signals": len(files), **total,
             "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
             "fit_seconds_per_signal": float(np.mean(fit_seconds)),
+            "anchor_rule": {"rule": "Orion find_anomalies, fixed threshold mean + 4 sigma in sliding windows "
+                                    "(1/3 of the signal, step 1/10), no pruning, on the same window scores",
+                            **anchor, **_prf(anchor)},
             "decision": f"gamma {opts.threshold_convention} q={q} on the signal's own window scores + "
-                        f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close",
+                        f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close; window "
+                        f"{opts.window_steps or '1 % of the signal'} step(s)",
             "published_orion_artificial": ORION_ARTIFICIAL if subset == "artificialWithAnomaly" else None,
             "rows": rows_out}
 

@@ -138,7 +138,8 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="training epochs per run/signal")
     g.add_argument("--threshold-q", type=float, default=0.99, help="gamma quantile (default 0.99)")
     g.add_argument("--hysteresis", metavar="K,N,M", help="open after K of N windows over, close after M under")
-    g.add_argument("--window-steps", type=int, default=1, help="alerting window in steps (mean of scores)")
+    g.add_argument("--window-steps", type=int, help="alerting window in steps (mean of scores); "
+                   "default skab 1, nab 1 %% of the signal (Orion's smoothing window)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
     g.add_argument("--train-stride", type=int, default=1, help="training windows this many steps apart")
     g.add_argument("--seed", type=int, default=0)
@@ -179,6 +180,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"NAB {res['subset']}, {res['signals']} signals, scorer {res['scorer']} ({res['decision']})")
         print(f"overlap-segment F1 {res['f1']:.3f}  precision {res['precision']:.3f}  recall "
               f"{res['recall']:.3f}  (tp {res['tp']} fp {res['fp']} fn {res['fn']})")
+        a = res["anchor_rule"]
+        print(f"anchor rule, for comparison ({a['rule']}): F1 {a['f1']:.3f}  precision "
+              f"{a['precision']:.3f}  recall {a['recall']:.3f}")
         for name, f1 in (res["published_orion_artificial"] or {}).items():
             print(f"  Orion 0.7.1 {name:12s} F1 {f1:.3f} (published)")
         print(f"training {res['fit_seconds_per_signal']:.1f} s per signal")
