@@ -10,8 +10,9 @@ what a live input needs on top of scoring, the same for every source:
 - gaps: a chunk that does not start where the previous one ended (a dropped capture block)
   raises an ``input-dropout`` event and restarts the stream at the new position, so no window
   is scored across missing audio; the window grid stays on the capture's sample index;
-- capture-to-score latency: for each window, the time from the capture of its last sample to
-  its score being known (chunks carry ``capture_time_s``).
+- capture-to-score latency: for each window, the time from the capture of the newest sample
+  its score depends on (the end of its last scorer vector) to the score being known (chunks
+  carry ``capture_time_s``).
 """
 from __future__ import annotations
 
@@ -244,10 +245,14 @@ def drive(source: Iterable[AudioChunk], runner: LiveRunner, *, sink: Sink | None
             if on_events is not None:
                 on_events(events)
 
+    stride, span = runner.model.vector_stride, runner.model.vector_span
+
     def settle() -> None:
         now = time.time()
         for w in pending:
-            t_cap = captures[w.stream].time_of(w.end_sample - 1) if w.stream in captures else None
+            # the newest sample the window's score depends on: the end of its last vector
+            last = ((w.end_sample - span) // stride) * stride + span - 1
+            t_cap = captures[w.stream].time_of(last) if w.stream in captures else None
             lat = now - t_cap if t_cap is not None else None
             if lat is not None:
                 res.latency.add(lat)
@@ -293,11 +298,11 @@ def drive(source: Iterable[AudioChunk], runner: LiveRunner, *, sink: Sink | None
     except KeyboardInterrupt:
         res.stopped_by = "interrupt"
     finally:
-        close = getattr(source, "close", None)
-        if callable(close):
-            close()
         events = runner.flush()
         settle()
+        close = getattr(source, "close", None)
+        if callable(close):  # after scoring: closing a device may block while it drains
+            close()
         for stream in list(runner.alerts):
             events += runner.end_stream(stream)
         deliver(events)
