@@ -92,7 +92,8 @@ class Harness:
                     "--topic", topic, "--streams", str(streams), "--seconds", str(seconds)]
         producer = None
         if produce_first_s:  # audio already waiting: the cold start includes scoring it
-            producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env())
+            producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env(),
+                                        stderr=open(folder / "producer.log", "w"))
             time.sleep(produce_first_s)
         t0 = time.time()
         worker = subprocess.Popen([sys.executable, "-m", "monitor.bench.e2e_worker", str(cfg), str(folder),
@@ -101,7 +102,8 @@ class Harness:
         try:
             self._wait_ready(worker, folder)
             if producer is None:
-                producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env())
+                producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env(),
+                                            stderr=open(folder / "producer.log", "w"))
             samples = self._watch(worker, producer, seconds)
             out, _ = producer.communicate(timeout=60)
             time.sleep(1.5)  # let the last windows be scored
@@ -146,7 +148,10 @@ class Harness:
         row: dict[str, Any] = {"streams": streams, "seconds": seconds, "producer": prod,
                                "worker_marks": res.get("marks"), "torch_threads": res.get("torch_threads")}
         if not res or not prod.get("start_ns"):
-            row.update(kept_up=False, reason="worker or producer did not finish")
+            tails = [f"{name}: {_tail(folder / name)}" for name in ("worker.log", "producer.log")
+                     if _tail(folder / name)]
+            row.update(kept_up=False, reason="worker or producer did not finish" +
+                       (f" ({'; '.join(tails)})" if tails else ""))
             return row
         data = np.load(folder / "windows.npz")
         sr, hop = res["sample_rate"], res["hop_s"]
@@ -199,6 +204,15 @@ class Harness:
         return row
 
 
+def _tail(path: Path) -> str:
+    """The last non-blank line of a log file (for a failed step's reason)."""
+    try:
+        lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return lines[-1][-200:] if lines else ""
+
+
 def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
     """The e2e figures (or null figures with the reason they could not be measured)."""
     from .suite import e2e_skipped  # noqa: PLC0415
@@ -218,9 +232,9 @@ def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
         h = Harness(Path(model_dir), Path(tmp), threads=threads, service=service)
         try:
             return _search(h, opts=opts, seconds=seconds, ceiling=ceiling)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # noqa: BLE001 - Kafka client errors too: report, never crash the bench
             log.warning("end-to-end part failed: %s", exc)
-            return e2e_skipped(f"end-to-end run failed: {str(exc)[:300]}")
+            return e2e_skipped(f"end-to-end run failed: {type(exc).__name__}: {str(exc)[:300]}")
         finally:
             h.close()
 

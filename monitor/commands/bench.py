@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="MODEL_DIR", help="a trained model (default: train a small one)")
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end Kafka part")
     p.add_argument("--clips", type=int, default=0, help="10 s synthetic clips in the workload")
+    p.add_argument("--scorers", help="comma-separated scorers for the other-scorer sweep (default: all "
+                   "registered but the slow-to-fit ones; the quick run measures only the model's)")
     p.set_defaults(run=run)
 
 
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     opts = BenchOptions(quick=args.quick, device=args.device, model=Path(args.model) if args.model else None,
-                        e2e=not args.no_e2e, clips=args.clips)
+                        e2e=not args.no_e2e, clips=args.clips,
+                        scorers=args.scorers.split(",") if args.scorers else None)
     report = run_bench(opts)
     written = write_outputs(report, Path(args.out)) if args.out else []
     if args.format == "json":
