@@ -15,7 +15,7 @@ from torch import nn
 
 
 class ArmaErrors(nn.Module):
-    """``[B, T, F]`` -> one-step forecast errors ``[B, T - d - P, F]``."""
+    """``[B, T, F]`` -> one-step forecast errors ``[B, T - season - d - P, F]``."""
 
     def __init__(self, n_features: int, *, max_p: int, max_q: int, d: int) -> None:
         super().__init__()
@@ -24,8 +24,15 @@ class ArmaErrors(nn.Module):
         self.register_buffer("ma", torch.zeros(n_features, max_q))
         self.register_buffer("mu", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))  # training error scale per channel
+        # seasonal difference lag (0 = none): y_t = x_t - x_{t-season}, before the d differences
+        self.register_buffer("season", torch.zeros((), dtype=torch.long))
+
+    def seasonal(self, x: torch.Tensor) -> torch.Tensor:
+        s = int(self.season)
+        return x[:, s:] - x[:, :-s] if s else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.seasonal(x)
         y = torch.diff(x, n=self.d, dim=1) if self.d else x
         p, t = self.max_p, y.shape[1]
         yc = y - self.mu

@@ -14,6 +14,10 @@ so each window re-runs the same filter with the fixed parameters over its own st
 costs O(T) per window instead of O(1) per reading, and the first ``P`` steps of each window
 only prime the recursion; in return replay, the service and evaluation agree exactly.
 
+``season`` (0 by default; a lag, or ``"auto"`` = the lag of the highest training
+autocorrelation) differences the series at that lag first (seasonal ARIMA with D = 1): the
+forecast then says "like one season ago, plus the ARMA dynamics of the deviation".
+
 Score: |one-step error| divided by the channel's mean absolute training error, EWMA-smoothed
 over the window (``span``), read at the last step, channels combined like the LSTM's.
 """
@@ -35,7 +39,7 @@ from .net import ArmaErrors
 class ArimaScorer(Scorer):
     name = "arima"
     defaults = {"max_p": 3, "max_q": 1, "d": 0, "select": "aic", "span": 10, "combine": "mean",
-                "max_fit_points": 5000, "method": "hannan_rissanen"}
+                "max_fit_points": 5000, "method": "hannan_rissanen", "season": 0}
     sensor_defaults = {"frames": 30}
 
     def build(self) -> nn.Module:
@@ -51,6 +55,30 @@ class ArimaScorer(Scorer):
                               f"d={h['d']} and max_p={h['max_p']}")
         return ArmaErrors(self.input_spec.features, max_p=h["max_p"], max_q=h["max_q"], d=h["d"])
 
+    def _season(self, segments: list[torch.Tensor]) -> int:
+        """``season``: 0 (none), a lag in steps, or ``"auto"``: the lag of the highest
+        autocorrelation peak after its first zero crossing (all channels pooled) if it exceeds 0.5, searched
+        up to what a window can hold (T - max_p - d - 10 scored steps)."""
+        want = self.hyper["season"]
+        limit = self.input_spec.frames - self.hyper["max_p"] - self.hyper["d"] - 10
+        if want == "auto":
+            seg = max(segments, key=len)
+            limit = min(limit, len(seg) // 3)
+            if limit < 2:
+                return 0
+            x = (seg - seg.mean(0)) / seg.std(0).clamp_min(1e-9)
+            acf = torch.stack([(x[k:] * x[:-k]).mean() for k in range(1, limit + 1)])
+            neg = torch.nonzero(acf < 0)
+            if not len(neg):  # never decorrelates within the window: no season to find
+                return 0
+            start = int(neg[0])  # the season is the highest peak after the first zero crossing
+            best = start + int(acf[start:].argmax())
+            return best + 1 if float(acf[best]) > 0.5 else 0
+        if not isinstance(want, int) or want < 0 or (want and want > limit):
+            raise ScorerError(f"arima: season must be 0, 'auto' or a lag <= {limit} for windows of "
+                              f"{self.input_spec.frames} steps, got {want!r}")
+        return want
+
     def _orders(self) -> list[tuple[int, int]]:
         h = self.hyper
         if h["select"] == "fixed":
@@ -65,6 +93,10 @@ class ArimaScorer(Scorer):
         h, m = self.hyper, self.module
         t0 = time.perf_counter()
         segments = contiguous_segments(windows.detach().cpu().double())
+        m.season.fill_(self._season(segments))
+        # the model is fitted on the seasonally differenced series (SARIMA with D = 1)
+        segments = [m.seasonal(seg[None])[0] for seg in segments if len(seg) > int(m.season)]
+        raw_segments = contiguous_segments(windows.detach().cpu().double())
         # Segments are joined end to end: a few spurious transitions at the joins, negligible
         # for real training data (one or a few long segments) and far faster than NaN gaps.
         series = torch.cat(segments).numpy()[-h["max_fit_points"]:]
@@ -109,12 +141,14 @@ class ArimaScorer(Scorer):
             if progress is not None:
                 progress(c + 1, series.shape[1], aic)
         with torch.no_grad():
-            errs = torch.cat([m(s[None].float()).abs()[0] for s in segments if len(s) > h["d"] + m.max_p])
+            errs = torch.cat([m(s[None].float()).abs()[0] for s in raw_segments
+                              if len(s) > int(m.season) + h["d"] + m.max_p])
             m.scale.copy_(errs.mean(dim=0).clamp_min(1e-3) if len(errs) else torch.ones_like(m.scale))
         return FitReport(epochs=1, seconds=time.perf_counter() - t0,
                          final_loss=float(errs.square().mean()) if len(errs) else float("nan"),
                          n_windows=int(windows.shape[0]),
                          extra={"orders": [[p, h["d"], q] for p, q in chosen], "aic": aics,
+                                "season": int(m.season),
                                 "segments": len(segments), "fit_points": int(len(series))})
 
     @torch.inference_mode()

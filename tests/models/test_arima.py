@@ -59,3 +59,21 @@ def test_aic_order_selection_and_scores():
     stuck = normal.clone()
     stuck[0, -3:, 1] = 9.0  # the constant channel moves: its error explains the score
     assert int(s.score_detail(stuck)[1][0].argmax()) == 1
+
+
+def test_auto_season_finds_the_period_and_differences_it_away():
+    rng = np.random.default_rng(2)
+    t = np.arange(3000)
+    y = np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(len(t))
+    s = ArimaScorer(input_spec=InputSpec(frames=80, features=1), device="cpu", max_p=2, max_q=0,
+                    season="auto", span=1)
+    report = s.fit(_windows(y[:2000], 80))
+    assert report.extra["season"] == 48
+    normal = _windows(y[2000:2400], 80)[::40]
+    odd = normal.clone()
+    odd[:, -1, 0] += 1.0
+    assert (s.score(odd) > 3 * s.score(normal)).all()
+    # saved and loaded like any buffer
+    again = ArimaScorer(input_spec=InputSpec(frames=80, features=1), device="cpu", **s.params())
+    again.load_state_dict(s.state_dict())
+    torch.testing.assert_close(again.score(normal), s.score(normal))
