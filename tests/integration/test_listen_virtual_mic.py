@@ -164,6 +164,7 @@ def test_listen_live_events_scores_and_latency(mic_env, valve_model, tmp_path):
     try:
         ready = proc.wait_for("listening", timeout=120)
         assert ready["device"] == "pulse" and ready["device_rate"] == SR
+        assert ready["training_level_dbfs"] is not None  # the dead-input reference from meta
         time.sleep(1.0)  # some leading silence: the input reads as dead until the clip starts
         for wav in (normal_wav, faulty_wav):
             subprocess.run([str(VMIC), "play", str(wav)], env=mic_env, check=True, timeout=60)
@@ -227,6 +228,34 @@ def test_listen_live_events_scores_and_latency(mic_env, valve_model, tmp_path):
     # Latency goal: p99 under the window hop + 200 ms.
     assert lat["windows"] >= len(covered)
     assert lat["p99_ms"] < 1000 * HOP_S + 200, lat
+
+
+def test_listen_resamples_a_device_that_records_at_another_rate(mic_env, valve_model, tmp_path):
+    """48 kHz capture (PulseAudio upsamples the 16 kHz clip) resampled back to the model's
+    16 kHz: the stream stays on one contiguous grid and its level matches the clip's."""
+    tests = sorted(shared_data("audio", "dcase2023_valve", "valve", "test").glob("*normal*.wav"))
+    clip, _ = sf.read(tests[3], dtype="float32")
+    short = tmp_path / "clip.wav"
+    sf.write(short, clip[:4 * SR], SR, subtype="PCM_16")
+    windows = tmp_path / "w48.jsonl"
+    proc = _Proc(MONITOR + ["--log-format", "json", "listen", "--model", str(valve_model), "--device",
+                            "pulse", "--capture-rate", "48000", "--windows", str(windows),
+                            "--compute-device", "cpu"], mic_env)
+    try:
+        ready = proc.wait_for("listening", timeout=120)
+        subprocess.run([str(VMIC), "play", str(short)], env=mic_env, check=True, timeout=60)
+        proc.p.send_signal(signal.SIGINT)
+        assert proc.p.wait(timeout=60) == 0, "".join(proc.raw)[-2000:]
+    finally:
+        if proc.p.poll() is None:
+            proc.p.kill()
+    assert ready["device_rate"] == 48000 and ready["model_rate"] == SR
+    assert any("resampling to 16000 Hz" in r.get("msg", "") for r in proc.log)
+    rows = list(_windows(windows).values())
+    assert [r["start_sample"] for r in rows] == [i * SR // 2 for i in range(len(rows))]
+    levels = [r["level_dbfs"] for r in rows if r["level_dbfs"] is not None and r["level_dbfs"] > -60]
+    want = 10 * np.log10(np.mean(np.square(clip[:4 * SR], dtype=np.float64)))
+    assert levels and abs(np.median(levels) - want) < 1.5, (levels, want)
 
 
 def _listen_error(env: dict[str, str], device: str | None, model: Path) -> str:
