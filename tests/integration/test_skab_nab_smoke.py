@@ -48,7 +48,7 @@ def test_skab_protocol_smoke(scorer, capsys):
     assert all(r["threshold"] > 0 for r in rows)
 
 
-@pytest.mark.parametrize("scorer", ["arima", "tadgan"])
+@pytest.mark.parametrize("scorer", ["arima", "ae"])
 def test_nab_protocol_smoke(scorer, capsys):
     data = shared_data("timeseries", "NAB")
     res = _evaluate(capsys, ["--protocol", "nab", "--data", str(data), "--subset", "artificialWithAnomaly",
@@ -58,3 +58,4 @@ def test_nab_protocol_smoke(scorer, capsys):
     assert row["signal"] == "artificialWithAnomaly/art_daily_flatmiddle.csv" and row["true_intervals"] == 1
     assert row["tp"] + row["fn"] == 1 and row["fp"] <= row["detected"]
     assert res["published_orion_artificial"]["tadgan"] == 0.5
+    assert res["anchor_rule"]["tp"] + res["anchor_rule"]["fn"] == 1
