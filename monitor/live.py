@@ -147,6 +147,12 @@ class LiveRunner(StreamRunner):
         a = self.alerts.get(stream)
         return getattr(a, "level", None) if isinstance(a, _GatedAlerts) else None
 
+    def input_dead(self, stream: str) -> bool:
+        """Whether the stream's latest window was kept out of alerting as a dead input."""
+        a = self.alerts.get(stream)
+        lv = getattr(a, "level", None) if isinstance(a, _GatedAlerts) else None
+        return lv is not None and a.health.is_dead(lv)[0]
+
     def open_events(self) -> int:
         return sum(a.open is not None for a in self.alerts.values())
 

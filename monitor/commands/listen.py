@@ -180,10 +180,12 @@ def run(args: argparse.Namespace) -> int:
         lvl = "  -inf" if level is None or not math.isfinite(level) else f"{level:6.1f}"
         n_open = runner.open_events()
         drops = mic.stats.dropped_blocks + mic.stats.overflows
+        dead = runner.input_dead(w.stream)
+        state_word = "DEAD" if dead else ("OVER" if w.score > thr else "ok  ")
         if status is not None:
             bar = "#" * min(20, int(20 * w.score / (2 * thr))) if thr > 0 else ""
             status.show(f"{args.stream}  level {lvl} dBFS  score {w.score:9.4g} / thr {thr:.4g} "
-                        f"[{bar:20s}]  {'OVER' if w.score > thr else 'ok  '}  open events {n_open}"
+                        f"[{bar:20s}]  {state_word}  open events {n_open}"
                         f"  t={w.end_sample / sr:7.1f}s" + (f"  lat {1000 * lat:4.0f} ms" if lat else "")
                         + (f"  dropped {drops}" if drops else ""))
             return
@@ -193,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
             log.info("status", extra={"stream": w.stream, "t_s": round(w.end_sample / sr, 2),
                                       "level_dbfs": None if lvl.strip() == "-inf" else float(lvl),
                                       "score": round(w.score, 6), "threshold": round(thr, 6),
-                                      "over": w.score > thr, "open_events": n_open,
+                                      "over": w.score > thr, "input_dead": dead,
+                                      "open_events": n_open,
                                       "windows": latency_all.count or None,
                                       "latency_p50_ms": _ms(latency_all.quantile(0.5)),
                                       "latency_p99_ms": _ms(latency_all.quantile(0.99)),
