@@ -226,7 +226,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         key = f"{subset}/{path.name}"
         if key not in windows:
             raise DataError(f"{root / 'labels' / 'combined_windows.json'}: no entry {key!r}")
-        table = read_sensor_csv(path, time_column="timestamp", channels=["value"])
+        table = read_sensor_csv(path, time_column="timestamp", channels=["value"], sort=True)
         step = infer_step(table.ts_s)
         seg = grid_segments(table, step_s=step, max_gap_s=1e12)[0]  # one regular series
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")

@@ -50,8 +50,12 @@ def _num_key(stem: str):
     return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
 
 
-def read_sensor_csv(path: str | Path, *, time_column: str, channels: list[str] | None = None) -> SensorTable:
-    """Read one sensor CSV; ``channels`` None = every numeric column but time and labels."""
+def read_sensor_csv(path: str | Path, *, time_column: str, channels: list[str] | None = None,
+                    sort: bool = False) -> SensorTable:
+    """Read one sensor CSV; ``channels`` None = every numeric column but time and labels.
+
+    Time going backwards is an error naming the row, unless ``sort`` (benchmark files with
+    known out-of-order rows): then rows are put in time order (stable)."""
     import pandas as pd  # noqa: PLC0415 - heavy import, only for files
 
     path = Path(path)
@@ -88,6 +92,10 @@ def read_sensor_csv(path: str | Path, *, time_column: str, channels: list[str] |
             raise DataError(f"{path}: row {row + 2}, column {c!r}: {df[c].iloc[row]!r} is not a number")
         values[:, j] = col.to_numpy(dtype=np.float64)
     ts_s = _parse_times(df[time_column], path, time_column)
+    if sort and np.any(np.diff(ts_s) < 0):
+        order = np.argsort(ts_s, kind="stable")
+        ts_s, values = ts_s[order], values[order]
+        labels = {k: v[order] for k, v in labels.items()}
     if np.any(np.diff(ts_s) < 0):
         row = int(np.flatnonzero(np.diff(ts_s) < 0)[0]) + 1
         raise DataError(f"{path}: row {row + 2}: time goes backwards ({df[time_column].iloc[row]!r})")
