@@ -70,11 +70,17 @@ class _Pending:
 
 
 class Router:
-    """Stream id -> the runners (one per model) whose glob matches it; cached per stream."""
+    """Stream id -> the runners (one per model) whose glob matches it; cached per stream.
+
+    Audio models get a ``StreamRunner`` (audio topic); sensor models (``features.kind``
+    ``sensor``) a ``SensorRunner`` (sensor topic). A glob may route a stream to both kinds.
+    """
 
     def __init__(self, cfg: Config, *, on_window=None) -> None:
         self.routes: list[_Route] = []
         self.runners: list[StreamRunner] = []
+        self.sensor_routes: list[tuple[str, Any]] = []
+        self.sensor_runners: list[Any] = []
         hyst = HysteresisSpec(cfg.alerting.k, cfg.alerting.n, cfg.alerting.m)
         loaded: dict[tuple[str, float | None], StreamRunner] = {}
         for i, r in enumerate(cfg.models):
@@ -84,16 +90,35 @@ class Router:
                     model = load_model(r.model, device=cfg.service.device, threshold_override=r.threshold)
                 except MonitorError as exc:
                     raise ConfigError(f"models[{i}].model: {exc}") from None
-                modality = model.meta.get("modality", "audio")
-                if modality != "audio":
-                    raise ConfigError(f"models[{i}].model: {r.model} is a {modality} model; this "
-                                      f"service scores audio streams only so far")
+                if model.meta.get("features", {}).get("kind") == "sensor":
+                    from .sensor_runner import SensorRunner  # noqa: PLC0415
+
+                    sensor = SensorRunner(model, None, hysteresis=hyst)
+                    sensor.runner.on_window = partial(on_window, model) if on_window else None
+                    loaded[key] = sensor
+                    self.sensor_runners.append(sensor)
+                    self.sensor_routes.append((r.streams, sensor))
+                    continue
                 runner = StreamRunner(model, None, hysteresis=hyst,
                                       on_window=partial(on_window, model) if on_window else None)
                 loaded[key] = runner
                 self.runners.append(runner)
-            self.routes.append(_Route(r.streams, loaded[key]))
+            if isinstance(loaded[key], StreamRunner):
+                self.routes.append(_Route(r.streams, loaded[key]))
+            elif (r.streams, loaded[key]) not in self.sensor_routes:
+                self.sensor_routes.append((r.streams, loaded[key]))
         self._cache: dict[str, list[StreamRunner]] = {}
+        self._sensor_cache: dict[str, list[Any]] = {}
+
+    def sensors_for(self, stream: str) -> list[Any]:
+        hit = self._sensor_cache.get(stream)
+        if hit is None:
+            hit = []
+            for pattern, runner in self.sensor_routes:
+                if fnmatch.fnmatchcase(stream, pattern) and runner not in hit:
+                    hit.append(runner)
+            self._sensor_cache[stream] = hit
+        return hit
 
     def for_stream(self, stream: str) -> list[StreamRunner]:
         hit = self._cache.get(stream)
@@ -146,7 +171,7 @@ class Worker:
             if cfg.service.windows_log:
                 self.windows_file = open(cfg.service.windows_log, "a", encoding="utf-8")
             self.router = Router(cfg, on_window=self._on_window)
-            if not self.router.runners:
+            if not self.router.runners and not self.router.sensor_runners:
                 log.warning("no models configured: every stream goes to the dead-letter topic")
             if not self._connect():
                 return 0
@@ -335,16 +360,42 @@ class Worker:
         self._emit(events)
 
     def _on_sensor(self, tp, m) -> None:
+        """Readings -> every routed sensor model (``SensorRunner``: grid, health checks, scoring)."""
         try:
-            stream, _readings = decode_sensors(m.key, m.value)
+            stream, readings = decode_sensors(m.key, m.value)
         except BadMessage as exc:
             self._dead(tp, m, exc.code, exc.detail)
             return
-        if stream not in self.no_model_logged:
-            self.no_model_logged.add(stream)
-            log.warning("no sensor model for stream %s; its messages go to the dead-letter topic", stream,
-                        extra={"stream": stream, "topic": tp.topic})
-        self._dead(tp, m, "no-model", f"no sensor model is routed to {stream!r}")
+        runners = self.router.sensors_for(stream)
+        if not runners:
+            if stream not in self.no_model_logged:
+                self.no_model_logged.add(stream)
+                log.warning("no sensor model for stream %s; its messages go to the dead-letter topic", stream,
+                            extra={"stream": stream, "topic": tp.topic})
+            self._dead(tp, m, "no-model", f"no sensor model is routed to {stream!r}")
+            return
+        import numpy as np  # noqa: PLC0415
+
+        ts = np.array([r.ts_ns for r in readings], dtype=np.float64) / 1e9
+        values = [r.values for r in readings]
+        missing = [sr.model.version for sr in runners if not set(sr.spec.channels) & set(values[0])]
+        if missing:
+            self._dead(tp, m, "missing-channels", f"none of the channels of model {missing[0]} "
+                       f"in {sorted(values[0])[:8]}")
+            return
+        events: list[dict] = []
+        key = f"sensor:{stream}"
+        try:
+            for sr in runners:
+                events += sr.feed(stream, ts, sr.channel_matrix(values))
+        except MonitorError as exc:
+            self._dead(tp, m, "bad-reading", str(exc)[:300])
+            return
+        finally:
+            self._emit(events)
+        st = runners[0].streams.get(stream)
+        start = st.grid.index(float(ts[0])) if st is not None else 0
+        self.book.chunk(key, tp, m.offset, start, anchor=m.offset if key not in self.book.streams else None)
 
     # ---------------------------------------------------------------- scoring and output
     def _score(self) -> None:
@@ -378,6 +429,10 @@ class Worker:
         self.events_out += len(events)
 
     def _resume(self, stream: str) -> int | None:
+        if stream.startswith("sensor:"):
+            name = stream[len("sensor:"):]
+            points = [sr.runner.resume_sample(name) for sr in self.router.sensors_for(name)]
+            return None if not points or any(p is None for p in points) else min(points)
         st = self.streams.get(stream)
         if st is None:
             return None
@@ -421,6 +476,11 @@ class Worker:
         self._score()
         self._commit(set(revoked))
         for stream in self.book.drop_partitions(revoked):
+            if stream.startswith("sensor:"):
+                for sr in self.router.sensors_for(stream[len("sensor:"):]):
+                    sr.streams.pop(stream[len("sensor:"):], None)
+                    sr.runner.drop_stream(stream[len("sensor:"):])
+                continue
             st = self.streams.pop(stream, None)
             if st is not None:
                 for r in st.runners:

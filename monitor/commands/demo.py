@@ -1,88 +1,244 @@
-"""``monitor demo``: the whole story on synthetic machines, with nothing to download.
+"""``monitor demo``: the whole story over Kafka, on synthetic machines, with nothing to download.
 
-Synthesises a small factory (two machines), trains an autoencoder per machine, evaluates it,
-replays a stream with injected faults through the live pipeline, prints the events and writes
-plots.
+Starts the embedded Kafka-protocol broker (Tansu) and creates the topics; synthesises a small
+factory (a pump and a fan, plus a sensor rig) and trains a model for each; starts the streaming
+service (the same ``Worker`` ``monitor run`` starts) in this process; publishes audio streams at
+real-time pace and a sensor stream, with injected faults; prints events as the service emits
+them; reads the events topic back; writes a plot; stops everything cleanly.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from workers.model import load_model
-
+from ..broker import Broker, create_topics
 from ..evaluation import evaluate_audio
-from ..replay import replay, window_series
-from ..sinks import FanOut, JsonlSink, StdoutSink
 from ..synth import inject_fault, machine_sound, write_factory
 from ..training import TrainOptions, train_audio
 from .common import EpochProgress, fmt
 
-HELP = "run the whole pipeline on synthetic machines: train, evaluate, replay with faults, plot"
+HELP = "the whole story over Kafka: broker, training, live streams with faults, events, plot"
 MACHINES = {"pump": 110.0, "fan": 190.0}
+#: the live streams: (stream id, machine, fault kind or None, fault start s, end s)
+STREAMS = [("line3/pump-01", "pump", None, 0, 0), ("line3/pump-02", "pump", "clicks", 5.0, 9.0),
+           ("line3/fan-01", "fan", "harmonic", 10.0, 14.0), ("line3/fan-02", "fan", None, 0, 0)]
+SENSOR_STREAM = "line3/rig-01/sensors"
+TOPICS = {"machine-audio": 4, "machine-sensors": 2, "machine-events": 1, "machine-dead-letter": 1}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP)
     p.add_argument("--out", default="demo-out", help="folder for data, models, events and plots")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seconds", type=float, default=16.0, help="length of each live audio stream")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(run=run)
 
 
+def _sensor_rows(n: int, *, seed: int, fault: tuple[int, int] | None = None) -> np.ndarray:
+    """A rig at 1 Hz: temperature, vibration, motor current (slow cycles + noise)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float64)
+    temp = 60 + 2 * np.sin(2 * np.pi * t / 300) + 0.1 * rng.standard_normal(n)
+    vib = 1 + 0.2 * np.sin(2 * np.pi * t / 60) + 0.05 * rng.standard_normal(n)
+    cur = 10 + 0.5 * np.sin(2 * np.pi * t / 300 + 1) + 0.05 * rng.standard_normal(n)
+    if fault is not None:
+        a, b = fault
+        vib[a:b] += 1.5 + 0.5 * rng.standard_normal(b - a)  # a bearing starts to rattle
+        temp[a:b] += np.linspace(0, 4, b - a)
+    return np.stack([temp, vib, cur], axis=1)
+
+
+def _train_sensor(out: Path, seed: int, device: str):
+    from ..sensor_training import SensorTrainOptions, train_sensors  # noqa: PLC0415
+
+    csv = out / "data" / "rig-train.csv"
+    rows = _sensor_rows(1800, seed=seed)
+    lines = ["timestamp,temp,vibration,current"] + [
+        f"{i},{r[0]:.4f},{r[1]:.4f},{r[2]:.4f}" for i, r in enumerate(rows)]
+    csv.write_text("\n".join(lines) + "\n")
+    return train_sensors(csv, out / "models" / "rig", SensorTrainOptions(
+        scorer="ae", time_column="timestamp", seed=seed, device=device, epochs=20))
+
+
 def run(args: argparse.Namespace) -> int:
     import soundfile as sf  # noqa: PLC0415
 
+    from ..config import load_config  # noqa: PLC0415
+    from ..service import Worker  # noqa: PLC0415
+    from ..sinks.base import Sink  # noqa: PLC0415
+    from ..sinks.stdout import describe  # noqa: PLC0415
+    from .produce import _producer, file_chunks, publish_audio  # noqa: PLC0415
+
+    import logging  # noqa: PLC0415
+
+    # producer and service share this process: kafka-python's "blocking the event loop" notes
+    # while the scorer holds the GIL are expected here
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     out = Path(args.out)
-    print(f"1. synthesising a factory of {len(MACHINES)} machines in {out / 'data'}")
-    folders = write_factory(out / "data", machines=MACHINES, normal_clips=30, test_normal=6,
-                             test_faulty=6, seed=args.seed)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    print(f"1. synthesising a factory ({', '.join(MACHINES)}) in {out / 'data'} and training models")
+    folders = write_factory(out / "data", machines=MACHINES, normal_clips=20, test_normal=4,
+                            test_faulty=4, seconds=4.0, seed=args.seed)
     models = {}
     for name, f in folders.items():
-        print(f"2. training an autoencoder for '{name}' on {f['train']}")
         progress = EpochProgress(f"train {name}")
         folder, meta = train_audio(f["train"], out / "models" / name,
                                    TrainOptions(seed=args.seed, epochs=args.epochs, device=args.device,
-                                                params={"batch_size": 128}, holdout=0.2),
-                                   progress=progress)
+                                                params={"batch_size": 128}, holdout=0.2), progress=progress)
         progress.close()
-        models[name] = folder
-        print(f"   model {folder.name}, threshold {meta['threshold']['value']:.4g} "
-              f"({meta['training']['seconds']:.1f} s)")
-        res = evaluate_audio(load_model(folder, device=args.device), f["test"])
-        print(f"3. evaluated on {res['clips']} test clips: AUC {fmt(res['auc'])}, pAUC {fmt(res['pauc'])}, "
-              f"at threshold precision {fmt(res['precision'])} recall {fmt(res['recall'])} "
-              f"FPR {fmt(res['fpr'])}")
+        models[name] = folder.parent
+        from workers.model import load_model  # noqa: PLC0415
 
-    name = "pump"
+        res = evaluate_audio(load_model(folder, device=args.device), f["test"])
+        print(f"   {name}: model {folder.name}, threshold {meta['threshold']['value']:.4g}, "
+              f"test AUC {fmt(res['auc'])} ({meta['training']['seconds']:.0f} s)")
+    sensor_folder, sensor_meta = _train_sensor(out, args.seed, args.device)
+    print(f"   sensor rig: model {sensor_folder.name} (channels temp, vibration, current), "
+          f"threshold {sensor_meta['threshold']['value']:.4g}")
+
     sr = 16000
-    stream = machine_sound(seconds=16.0, f0=MACHINES[name], seed=args.seed + 999)
-    stream = inject_fault(stream, kind="clicks", start_s=5.0, end_s=8.0, seed=1)
-    stream = inject_fault(stream, kind="harmonic", start_s=11.0, end_s=13.0, seed=2)
-    wav = out / "data" / "pump-line3-live.wav"
-    sf.write(wav, stream, sr, subtype="PCM_16")
-    print(f"4. replaying {wav.name} (16 s; clicks at 5-8 s, a resonance at 11-13 s) in 100 ms chunks:")
-    model = load_model(models[name], device=args.device)
-    events_path = out / "events.jsonl"
-    events_path.unlink(missing_ok=True)
-    with FanOut([StdoutSink(), JsonlSink(events_path)]) as sink:
-        res = replay(model, wav, sink=sink, chunk_ms=100)
-    r = res.streams[0]
+    wav_dir = out / "data" / "live"
+    wav_dir.mkdir(exist_ok=True)
+    files = []
+    for i, (stream, machine, kind, a, b) in enumerate(STREAMS):
+        x = machine_sound(seconds=args.seconds, f0=MACHINES[machine], seed=args.seed + 900 + i)
+        if kind:
+            x = inject_fault(x, kind=kind, start_s=a, end_s=b, seed=i)
+        path = wav_dir / machine / "live" / f"{stream.replace('/', '_')}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, x, sr, subtype="PCM_16")
+        files.append((stream, path))
+
+    events_path, windows_path = out / "events.jsonl", out / "windows.jsonl"
+    for p in (events_path, windows_path):
+        p.unlink(missing_ok=True)
+    with Broker(log_file=out / "broker.log") as broker:
+        create_topics(broker.bootstrap, TOPICS)
+        print(f"2. broker (Tansu, in memory) on {broker.bootstrap}; topics "
+              + ", ".join(f"{k}:{v}" for k, v in TOPICS.items()))
+        cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml", env={}, overrides=[
+            f"kafka.bootstrap={broker.bootstrap}", f"kafka.group_id=demo-{time.time_ns()}",
+            f"service.device={args.device}", f"service.windows_log={windows_path}",
+            f"sinks.jsonl={events_path}"])
+        routes = [{"streams": "line3/pump-*", "model": str(models["pump"])},
+                  {"streams": "line3/fan-*", "model": str(models["fan"])},
+                  {"streams": "line3/rig-*", "model": str(sensor_folder.parent)}]
+        from dataclasses import replace  # noqa: PLC0415
+
+        from ..config import RouteConfig  # noqa: PLC0415
+
+        cfg = replace(cfg, models=[RouteConfig(**r) for r in routes])
+
+        class Printer(Sink):
+            def write(self, event):
+                print(f"   {time.perf_counter() - t_live:5.1f}s  " + describe(event), flush=True)
+
+        worker = Worker(cfg, event_sinks=[Printer()])
+        t_live = time.perf_counter()
+        thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+        thread.start()
+        while not getattr(worker, "ready_at", None):
+            if not thread.is_alive():
+                print("the service stopped before it was ready")
+                return 1
+            time.sleep(0.1)
+        print(f"3. service ready (joined the group in {time.perf_counter() - t_live:.1f} s); publishing "
+              f"{len(STREAMS)} audio streams of {args.seconds:.0f} s in real time (faults: pump-02 clicks "
+              f"5-9 s, fan-01 resonance 10-14 s) and {SENSOR_STREAM} (vibration fault at 150-210 s, "
+              f"sent at 30x); events as they arrive:")
+        t_live = time.perf_counter()
+        sensor = threading.Thread(target=_publish_sensors, args=(broker.bootstrap,), daemon=True)
+        sensor.start()
+        producer = _producer(broker.bootstrap)
+        chunks = file_chunks([p for _, p in files], names=[s for s, _ in files], sample_rate=sr, chunk_ms=100)
+        stats = publish_audio(producer, "machine-audio", chunks, start_ts_ns=0, realtime=True)
+        producer.close()
+        sensor.join(30)
+        _wait_quiet(windows_path, timeout=20)
+        worker.stop()
+        thread.join(15)
+        live_s = time.perf_counter() - t_live
+        topic_events = _count_topic(broker.bootstrap, "machine-events")
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+    windows = [json.loads(line) for line in windows_path.read_text().splitlines() if line.strip()]
+    opened = [e for e in events if e["status"] == "open"]
+    print(f"4. {stats.messages} audio chunks + sensor readings in {live_s:.1f} s; {len(windows)} windows "
+          f"scored ({len(windows) / live_s:.1f}/s), {len(events)} events ({len(opened)} opened) on "
+          f"{len(STREAMS) + 1} streams; {topic_events} events read back from machine-events")
+    plot = _plot(out / "timeline.png", windows, events, routes)
+    print(f"5. events in {events_path}; plot {plot}")
+    print(f"done in {time.perf_counter() - t0:.0f} s")
+    detected = {e["stream"] for e in opened}
+    return 0 if {"line3/pump-02", "line3/fan-01"} <= detected else 1
+
+
+def _publish_sensors(bootstrap: str, *, speed: float = 30.0) -> None:
+    from ..sinks.kafka import make_producer  # noqa: PLC0415
+
+    rows = _sensor_rows(300, seed=77, fault=(150, 210))
+    p = make_producer(bootstrap.split(","))
+    t0 = time.monotonic()
+    for i in range(0, len(rows), 5):  # five readings per message (a JSON list)
+        delay = t0 + i / speed - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        batch = [{"ts": (i + j) * 1_000_000_000,
+                  "values": {"temp": float(r[0]), "vibration": float(r[1]), "current": float(r[2])}}
+                 for j, r in enumerate(rows[i:i + 5])]
+        p.send("machine-sensors", key=SENSOR_STREAM.encode(), value=json.dumps(batch).encode())
+    p.flush()
+    p.close()
+
+
+def _wait_quiet(path: Path, *, timeout: float) -> None:
+    """Until the windows log stops growing (the service has caught up)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else 0
+        if size == last and size:
+            return
+        last = size
+        time.sleep(1.0)
+
+
+def _count_topic(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    n = sum(1 for _ in c)
+    c.close()
+    return n
+
+
+def _plot(path: Path, windows: list[dict], events: list[dict], routes: list[dict]) -> Path:
+    """Every stream's window scores divided by its model's threshold (1.0 = the threshold)."""
+    from models.threshold import Threshold  # noqa: PLC0415
+    from workers.model import load_model  # noqa: PLC0415
+
     from .. import plots  # noqa: PLC0415
 
-    plot = plots.timeline(out / "timeline.png", streams={r.summary.stream: window_series(r, sr)},
-                          threshold=model.threshold, events=res.events,
-                          title=f"{name}: window scores, threshold and events")
-    logmel = model.frontend.clip_features(stream).cpu().numpy()
-    spans = [(e["start"], e["end"]) for e in res.events if e["status"] == "closed"]
-    spec = plots.spectrogram(out / "spectrogram.png", logmel=logmel, hop_s=model.frontend.frame_hop / sr,
-                             marked=spans, title=f"{wav.name}: log-mel, anomaly events shaded")
-    opened = sum(e["status"] == "open" for e in res.events)
-    print(f"5. {opened} event(s); events in {events_path}; plots {plot} and {spec}")
-    print(f"done in {time.perf_counter() - t0:.0f} s")
-    return 0 if opened else 1
+    info = {}
+    for r in routes:
+        m = load_model(r["model"], device="cpu")
+        info[m.version] = (m.threshold.value, float(m.frontend.sample_rate))
+    series: dict[str, tuple[list, list]] = {}
+    for w in windows:
+        thr, rate = info[w["model_version"]]
+        t, s = series.setdefault(w["stream"], ([], []))
+        t.append(w["start_sample"] / rate)
+        s.append(w["score"] / thr)
+    streams = {k: (np.array(t), np.array(s)) for k, (t, s) in sorted(series.items())}
+    return plots.timeline(path, streams=streams, threshold=Threshold(value=1.0, method="own threshold"),
+                          events=[e for e in events if e.get("kind") == "machine"],
+                          title="window score / threshold, events shaded (over Kafka)")

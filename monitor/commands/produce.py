@@ -88,12 +88,13 @@ def publish_audio(producer, topic: str, chunks: Iterable[OutChunk], *, fmt: str 
 
 def file_chunks(files: list[Path], *, sample_rate: int = 16000, chunk_ms: float = 100.0,
                 streams: int | None = None, prefix: str = "", loop: bool = False,
-                eos: bool = True) -> Iterator[OutChunk]:
+                eos: bool = True, names: list[str] | None = None) -> Iterator[OutChunk]:
     """Files as interleaved streams: chunk i of every stream before chunk i+1 of any.
 
     One stream per file (named by the file's stem), or ``streams`` streams fanned out over the
     files (``<prefix>stream-0007`` plays file 7 mod len(files)). ``loop`` repeats each file
-    forever as one continuous stream; otherwise the last chunk carries ``eos``.
+    forever as one continuous stream; otherwise the last chunk carries ``eos``. ``names`` gives
+    the stream ids of the files explicitly.
     """
     if not files:
         raise DataError("no audio files to publish")
@@ -103,7 +104,9 @@ def file_chunks(files: list[Path], *, sample_rate: int = 16000, chunk_ms: float 
         if a is None:
             raise DataError(f"{f}: cannot be read as audio")
         audio[f] = a
-    if streams is None:
+    if names is not None:
+        plan = [(f"{prefix}{n}", f) for n, f in zip(names, files, strict=True)]
+    elif streams is None:
         plan = [(f"{prefix}{f.stem}", f) for f in files]
     else:
         plan = [(f"{prefix}stream-{i:04d}", files[i % len(files)]) for i in range(streams)]
