@@ -179,6 +179,7 @@ class WindowAggregator:
         self.scores = np.zeros(0, dtype=np.float64)
         self.contrib: np.ndarray | None = None
         self.next_window: int | None = None
+        self.expected = 0  # index of the next vector to arrive
 
     def first_vector(self, k: int) -> int:
         return ceil_div(k * self.hop - self.offset, self.stride)
@@ -190,16 +191,19 @@ class WindowAggregator:
              contributions: np.ndarray | None = None) -> list[WindowScore]:
         if self.next_window is None:
             self.next_window = ceil_div(first_vector * self.stride + self.offset, self.hop)
-            self.base = first_vector
-        elif first_vector != self.base + len(self.scores):
+            self.base = self.expected = first_vector
+        elif first_vector != self.expected:
             raise ValueError(f"{self.stream}: vectors are not contiguous "
-                             f"(expected {self.base + len(self.scores)}, got {first_vector})")
-        self.scores = np.concatenate([self.scores, np.asarray(scores, dtype=np.float64)])
+                             f"(expected {self.expected}, got {first_vector})")
+        self.expected = end = first_vector + len(scores)
+        # When windows leave gaps between them (hop > length - span), ``base`` can run ahead
+        # of the vectors received: the ones before it belong to no window.
+        skip = max(0, self.base - first_vector)
+        self.scores = np.concatenate([self.scores, np.asarray(scores, dtype=np.float64)[skip:]])
         if contributions is not None:
-            c = np.asarray(contributions, dtype=np.float64)
+            c = np.asarray(contributions, dtype=np.float64)[skip:]
             self.contrib = c if self.contrib is None else np.concatenate([self.contrib, c])
         out: list[WindowScore] = []
-        end = self.base + len(self.scores)
         while self.last_vector(self.next_window) < end:
             k = self.next_window
             lo, hi = self.first_vector(k) - self.base, self.last_vector(k) - self.base + 1

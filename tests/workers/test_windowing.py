@@ -73,3 +73,18 @@ def test_aggregator_means_the_vectors_inside_each_window():
 def test_aggregator_rejects_vectors_longer_than_the_window():
     with pytest.raises(ValueError, match="more than"):
         WindowAggregator("s", vector_stride=1, vector_span=50, length=40, hop=20)
+
+
+def test_aggregator_with_gaps_between_windows():
+    """hop > length - span: some vectors lie in no window; they are skipped, not an error."""
+    stride, span, length, hop = 4, 10, 20, 30
+    scores = np.random.default_rng(1).random(120)
+    agg = WindowAggregator("s", vector_stride=stride, vector_span=span, length=length, hop=hop)
+    out = []
+    for i in range(0, 120, 5):
+        out += agg.push(i, scores[i:i + 5])
+    assert len(out) >= 10
+    for w in out:
+        inside = [v for v in range(120) if v * stride >= w.start_sample and v * stride + span <= w.end_sample]
+        assert w.n_vectors == len(inside)
+        assert w.score == pytest.approx(scores[inside].mean())
