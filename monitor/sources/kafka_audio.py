@@ -56,14 +56,19 @@ def _int_header(h: dict[str, bytes], name: str, *, lo: int, hi: int) -> int:
     return value
 
 
-def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioChunk:
-    """One Kafka message -> a mono float32 chunk; raises ``BadMessage`` naming what is wrong."""
+def stream_id(key: bytes | None) -> str:
+    """The message key as a stream id (both topics key messages by stream)."""
     if not key:
         raise BadMessage("no-key", "the message has no key (the stream id)")
     try:
-        stream = key.decode("utf-8")
+        return key.decode("utf-8")
     except UnicodeDecodeError:
         raise BadMessage("bad-key", f"the key {key[:40]!r} is not UTF-8") from None
+
+
+def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioChunk:
+    """One Kafka message -> a mono float32 chunk; raises ``BadMessage`` naming what is wrong."""
+    stream = stream_id(key)
     h = headers_dict(headers)
     missing = [n for n in REQUIRED if n not in h]
     if missing:

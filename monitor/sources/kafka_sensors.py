@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .kafka_audio import BadMessage
+from .kafka_audio import BadMessage, stream_id
 
 
 @dataclass
@@ -63,12 +63,7 @@ def _reading(obj, where: str) -> SensorReading:
 
 def decode_sensors(key: bytes | None, value: bytes | None) -> tuple[str, list[SensorReading]]:
     """One Kafka message -> (stream id, readings in message order); raises ``BadMessage``."""
-    if not key:
-        raise BadMessage("no-key", "the message has no key (the stream id)")
-    try:
-        stream = key.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadMessage("bad-key", f"the key {key[:40]!r} is not UTF-8") from None
+    stream = stream_id(key)
     if not value:
         raise BadMessage("empty-value", "the message is empty")
     try:
