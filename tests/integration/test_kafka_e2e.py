@@ -1,11 +1,20 @@
-"""The service over a real Kafka-protocol broker gives exactly what ``monitor replay`` gives.
+"""The service over a real Kafka-protocol broker gives exactly what ``monitor replay`` gives, and
+catches faults injected into real machine sound.
 
-Real valve (DCASE 2023) and fan (MIMII) clips are produced as streams next to copies of the
-same clips with injected faults, beside synthetic pump streams (clean and faulty); the service's
-events and every window score must equal the replay of the same files (scores within 1e-5
-relative, identical event ids). Detection is asserted on the synthetic pump, whose model is
-trained well enough in seconds: the real-clip models here get a few epochs only (a fully
-trained DCASE autoencoder takes minutes of CPU), so they show equality, not detection power.
+Real valve (DCASE 2023) and fan (MIMII) clips are produced as streams, with copies of the same
+clips carrying injected faults, beside synthetic pump streams; the service's events and every
+window score must equal the replay of the same files (scores within 1e-5 relative, identical
+event ids).
+
+Detection power is asserted on the valve: a fully trained autoencoder (default 100 epochs) on
+37 of the 50 normal valve clips, both domains; the 13 held-out clips are streamed clean and with
+each fault (tone bursts, click train, level step, 3.0-7.0 s, ``strength`` 3). Measured with this
+split (same seed) while choosing the strength, at the model's own threshold (dcase, gamma ppf
+0.9 of held-out windows) and 2-of-3 hysteresis: faults caught 20/39 at strength 1, 33/39 at 2,
+35/39 at 3, 37/39 at 4; 2 of 13 clean clips raise an event (one clip scores high from its first
+second on). Clicks are the hardest: the valve itself clicks. The fan model gets 3 epochs on 7
+clips (all MIMII fan id00 has) and is there for equality only: its clean clips already score
+from 17 to 170, and an added fault can lower a clip's score, so it cannot show detection.
 """
 from __future__ import annotations
 
@@ -28,36 +37,38 @@ from .kafka_utils import (TOPICS, assert_scores_match, event_key, read_jsonl, re
 pytestmark = pytest.mark.kafka
 
 FAULTS = ("tone-bursts", "clicks", "level-step")
+FAULT_START, FAULT_END, STRENGTH = 3.0, 7.0, 3.0
+
+
+def _write_streams(out: Path, name: str, files: list[Path], faults: tuple[str, ...]) -> None:
+    out.mkdir(parents=True)
+    for i, f in enumerate(files):
+        audio = read_clip(f, sample_rate=16000)
+        sf.write(out / f"{name}-clean-{i:02d}.wav", audio, 16000, subtype="PCM_16")
+        for kind in faults:
+            faulty = inject_fault(audio, kind=kind, start_s=FAULT_START, end_s=FAULT_END, seed=i,
+                                  strength=STRENGTH)
+            sf.write(out / f"{name}-fault-{kind}-{i:02d}.wav", faulty, 16000, subtype="PCM_16")
 
 
 @pytest.fixture(scope="module")
 def real_setup(tmp_path_factory):
-    """Small models trained on real normal clips, and stream folders of clean + faulty clips."""
+    """Models trained on real normal clips, and stream folders of clean + faulty clips."""
     root = tmp_path_factory.mktemp("kafka-e2e")
-    fan_train = shared_data("audio", "mimii_fan_id00", "fan", "train")
-    valve_all = shared_data("audio", "dcase2023_valve", "valve", "train")
+    valve_all = sorted(shared_data("audio", "dcase2023_valve", "valve", "train").glob("*.wav"))
     valve_train = root / "valve-train"
     valve_train.mkdir()
-    clips = sorted(valve_all.glob("*.wav"))
-    for f in clips[:10]:
-        (valve_train / f.name).symlink_to(f)
-    models = {}
-    for name, folder in (("fan", fan_train), ("valve", valve_train)):
-        models[name] = root / "models" / name
-        train_audio(folder, models[name], TrainOptions(seed=0, epochs=3, device="cpu", holdout=0.3))
-    # streams: two held-out normal clips per machine, clean and with one fault each
-    sources = {"fan": sorted(shared_data("audio", "mimii_fan_id00", "fan", "test").glob("normal_*.wav"))[:2],
-               "valve": clips[10:12]}
-    folders = {}
-    for name, files in sources.items():
-        out = folders[name] = root / "streams" / name
-        out.mkdir(parents=True)
-        for i, f in enumerate(files):
-            audio = read_clip(f, sample_rate=16000)
-            sf.write(out / f"{name}-clean-{i}.wav", audio, 16000, subtype="PCM_16")
-            kind = FAULTS[i % len(FAULTS)]
-            faulty = inject_fault(audio, kind=kind, start_s=3.0, end_s=7.0, seed=i)
-            sf.write(out / f"{name}-fault-{kind}-{i}.wav", faulty, 16000, subtype="PCM_16")
+    for j, f in enumerate(valve_all):
+        if j % 4:  # every 4th clip held out as a stream; both domains on each side
+            (valve_train / f.name).symlink_to(f)
+    models = {"fan": root / "models" / "fan", "valve": root / "models" / "valve"}
+    train_audio(shared_data("audio", "mimii_fan_id00", "fan", "train"), models["fan"],
+                TrainOptions(seed=0, epochs=3, device="cpu", holdout=0.3))
+    train_audio(valve_train, models["valve"], TrainOptions(seed=0, device="cpu", holdout=0.3))
+    folders = {"fan": root / "streams" / "fan", "valve": root / "streams" / "valve"}
+    fan_normals = sorted(shared_data("audio", "mimii_fan_id00", "fan", "test").glob("normal_*.wav"))[:2]
+    _write_streams(folders["fan"], "fan", fan_normals, FAULTS[:2])
+    _write_streams(folders["valve"], "valve", valve_all[::4], FAULTS)
     return root, models, folders
 
 
@@ -101,14 +112,38 @@ def test_service_equals_replay_and_detects_faults(real_setup, factory, trained_m
             assert e[field] == ref[field], (field, e, ref)
         assert e["peak_score"] == pytest.approx(ref["peak_score"], rel=1e-5)
     opened = {e["stream"] for e in got_events if e["status"] == "open"}
+    _assert_pump_detection(got_events, files, opened)
+    _assert_valve_detection(got_events, files)
+
+
+def _assert_pump_detection(events: list[dict], files: list[Path], opened: set[str]) -> None:
     faulty = {p.stem for p in files if p.stem.startswith("anomaly_")}
     clean = {p.stem for p in files if p.stem.startswith("normal_")}
     assert faulty <= opened, f"faults without an event: {sorted(faulty - opened)}"
     # the factory's faults span 0.5 s .. 2.5 s of each 3 s clip: every fault event overlaps it
-    for e in got_events:
+    for e in events:
         if e["stream"] in faulty:
             assert e["start"] < 2.5 and e["end"] > 0.5, e
     # the threshold is the gamma's 90th percentile of held-out normal windows, so a clean clip
     # can raise a false alarm; they must stay a minority (printed for the record)
-    print(f"clean streams with an event: {sorted(clean & opened)} of {len(clean)}")
+    print(f"clean pump streams with an event: {sorted(clean & opened)} of {len(clean)}")
     assert len(clean & opened) < len(clean) / 2
+
+
+def _assert_valve_detection(events: list[dict], files: list[Path]) -> None:
+    """Real valve clips: faulty copies caught over the fault, clean copies mostly quiet."""
+    valve = [e for e in events if e["stream"].startswith("valve-")]  # open and closed records
+    over_fault = {e["stream"] for e in valve if e["start"] < FAULT_END and e["end"] > FAULT_START}
+    any_event = {e["stream"] for e in valve}
+    clean = sorted(p.stem for p in files if p.stem.startswith("valve-clean-"))
+    lines, caught_all, n_all = [], 0, 0
+    for kind in FAULTS:
+        streams = sorted(p.stem for p in files if p.stem.startswith(f"valve-fault-{kind}-"))
+        caught = len(set(streams) & over_fault)
+        caught_all, n_all = caught_all + caught, n_all + len(streams)
+        lines.append(f"{kind} {caught}/{len(streams)}")
+    false_alarms = sorted(set(clean) & any_event)
+    print(f"valve faults caught over {FAULT_START}-{FAULT_END} s: {', '.join(lines)}; "
+          f"clean clips with an event: {len(false_alarms)}/{len(clean)} {false_alarms}")
+    assert caught_all >= 0.8 * n_all, f"only {caught_all}/{n_all} valve faults caught"
+    assert len(false_alarms) <= 0.25 * len(clean), f"false alarms on clean valve clips: {false_alarms}"
