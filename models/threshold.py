@@ -7,6 +7,13 @@ The default is a gamma fit (DESIGN §4.2) under one of two conventions:
 - ``paper``: loc fixed at 0, threshold = ``ppf(r)`` with r = 0.99 (the weakly-supervised
   autoencoder paper).
 
+Scores that are exactly zero (a forecaster that predicts a clean periodic signal perfectly) get
+a point mass of their own: a gamma has none at zero, and fitted on such scores it puts its tail
+past the largest score. With a fraction ``p0`` of zeros (at least ``ZERO_MASS_MIN``, or any
+under ``paper``, whose loc = 0 cannot take them) the gamma is fitted on the positive scores and
+read at ``1 - (1 - q) / (1 - p0)``, so the overall false-alarm level stays ``1 - q``; when
+zeros alone reach ``q``, any positive score is over the threshold.
+
 The other calibrators of the thresholds note (seeds/001) are here for comparison:
 ``percentile`` (empirical quantile), ``sigma`` (mean + k standard deviations), ``kde``
 (Gaussian KDE tail quantile) and ``contamination`` (the quantile that flags a given rate).
@@ -25,6 +32,8 @@ METHODS = ("gamma", "percentile", "sigma", "kde", "contamination")
 CONVENTIONS = {"dcase": 0.9, "paper": 0.99}
 #: Below this many scores a tail quantile is guesswork.
 MIN_SCORES = 10
+#: Fraction of exactly-zero scores from which the gamma gets a separate point mass at zero.
+ZERO_MASS_MIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -126,17 +135,43 @@ def _fit_gamma(s: np.ndarray, *, convention: str, q: float | None, **base: Any) 
         raise ThresholdError(f"unknown threshold convention {convention!r}; "
                              f"known: {', '.join(CONVENTIONS)}")
     q = _check_q(CONVENTIONS[convention] if q is None else q)
-    if convention == "paper":
-        if (s <= 0).any():
-            raise ThresholdError("the paper convention (loc = 0) needs positive scores")
-        a, loc, scale = stats.gamma.fit(s, floc=0.0)
-    else:
-        a, loc, scale = stats.gamma.fit(s)
-    if not all(map(math.isfinite, (a, loc, scale))) or a <= 0 or scale <= 0:
-        raise ThresholdError(f"gamma fit failed on {s.size} scores (a={a}, loc={loc}, scale={scale})")
+    if convention == "paper" and (s < 0).any():
+        raise ThresholdError("the paper convention (loc = 0) needs scores >= 0")
+    zero = np.abs(s) <= 1e-12 * float(np.abs(s).max())
+    p0 = float(zero.mean())
+    if p0 >= ZERO_MASS_MIN or (convention == "paper" and p0 > 0):
+        return _fit_zero_inflated(s, zero, p0, convention=convention, q=q, **base)
+    a, loc, scale = _gamma_fit(s, convention)
     value = float(stats.gamma.ppf(q, a, loc=loc, scale=scale))
     return Threshold(value, "gamma", convention, q,
                      {"a": float(a), "loc": float(loc), "scale": float(scale)}, **base)
+
+
+def _gamma_fit(s: np.ndarray, convention: str) -> tuple[float, float, float]:
+    from scipy import stats  # noqa: PLC0415
+
+    a, loc, scale = stats.gamma.fit(s, floc=0.0) if convention == "paper" else stats.gamma.fit(s)
+    if not all(map(math.isfinite, (a, loc, scale))) or a <= 0 or scale <= 0:
+        raise ThresholdError(f"gamma fit failed on {s.size} scores (a={a}, loc={loc}, scale={scale})")
+    return a, loc, scale
+
+
+def _fit_zero_inflated(s: np.ndarray, zero: np.ndarray, p0: float, *, convention: str, q: float,
+                       **base: Any) -> Threshold:
+    """Gamma on the positive scores plus a point mass ``p0`` at zero (module docstring)."""
+    from scipy import stats  # noqa: PLC0415
+
+    pos = s[~zero]
+    if pos.size < MIN_SCORES:
+        raise ThresholdError(f"{zero.sum()} of {s.size} scores are zero and only {pos.size} positive: "
+                             f"need at least {MIN_SCORES} positive scores to fit the gamma's tail")
+    if (pos <= 0).any():
+        raise ThresholdError("scores below zero cannot be fitted with a zero-inflated gamma")
+    a, loc, scale = _gamma_fit(pos, convention)
+    q_pos = 1.0 - (1.0 - q) / (1.0 - p0)
+    value = float(stats.gamma.ppf(q_pos, a, loc=loc, scale=scale)) if q_pos > 0 else float(s[zero].max())
+    return Threshold(value, "gamma", convention, q,
+                     {"a": float(a), "loc": float(loc), "scale": float(scale), "p0": p0}, **base)
 
 
 def _kde_quantile(s: np.ndarray, q: float) -> float:
@@ -156,4 +191,4 @@ def gamma_pdf(x: np.ndarray, threshold: Threshold) -> np.ndarray | None:
     from scipy import stats  # noqa: PLC0415
 
     p = threshold.params
-    return stats.gamma.pdf(x, p["a"], loc=p["loc"], scale=p["scale"])
+    return (1.0 - p.get("p0", 0.0)) * stats.gamma.pdf(x, p["a"], loc=p["loc"], scale=p["scale"])

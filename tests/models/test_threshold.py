@@ -32,6 +32,31 @@ def test_paper_convention_fixes_loc_at_zero():
     assert (s > t.value).mean() == pytest.approx(0.01, abs=0.003)
 
 
+@pytest.mark.parametrize("convention", ["dcase", "paper"])
+def test_exact_zeros_get_a_point_mass_and_keep_the_false_alarm_level(convention):
+    """A perfect forecaster's scores: 90 % exact zeros. A plain gamma puts its 99 % point past
+    every score; the zero-inflated fit keeps 1 % of all scores over the threshold."""
+    rng = np.random.default_rng(2)
+    pos = stats.gamma.rvs(3.0, scale=2.0, size=4000, random_state=rng)
+    s = np.concatenate([np.zeros(36000), pos])
+    t = fit_threshold(s, convention=convention, q=0.99)
+    assert t.params["p0"] == pytest.approx(0.9)
+    assert t.value == pytest.approx(stats.gamma.ppf(0.9, 3.0, scale=2.0), rel=0.05)
+    assert (s > t.value).mean() == pytest.approx(0.01, abs=0.002)
+    assert t.spread > 0 and Threshold.from_dict(t.to_dict()) == t
+
+
+def test_zeros_beyond_q_flag_every_positive_score():
+    s = np.concatenate([np.zeros(9950), np.linspace(1.0, 5.0, 50)])
+    t = fit_threshold(s, convention="dcase", q=0.99)
+    assert t.value == 0.0 and (s > t.value).sum() == 50
+
+
+def test_a_few_zeros_leave_the_dcase_fit_alone(gamma_scores):
+    s = np.concatenate([gamma_scores, np.zeros(20)])  # 0.1 % zeros
+    assert "p0" not in fit_threshold(s, convention="dcase").params
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_calibrator_flags_roughly_its_tail(method, gamma_scores):
     t = fit_threshold(gamma_scores, method=method, q=0.95, rate=0.05)
