@@ -222,15 +222,29 @@ class MicrophoneSource:
         """Ask the reader to end (safe from a signal handler or another thread)."""
         self._stop.set()
 
-    def close(self) -> None:
+    def close(self, *, timeout_s: float = 5.0) -> None:
+        """Stop capturing. ``abort`` (drop what the device still buffers) rather than ``stop``
+        (wait for it), in a helper thread: a PulseAudio stream that never returns from
+        stopping once hung a Ctrl-C'd ``monitor listen`` past a minute; the run's results are
+        already flushed, so after ``timeout_s`` the device is left to the OS at exit."""
         self._stop.set()
-        if self._stream is not None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+
+        def shut() -> None:
             try:
-                self._stream.stop()
-                self._stream.close()
+                stream.abort()
+                stream.close()
             except Exception:  # noqa: BLE001 - closing a dead device must not hide the real error
                 log.debug("closing the input stream failed", exc_info=True)
-            self._stream = None
+
+        closer = threading.Thread(target=shut, name="mic-close", daemon=True)
+        closer.start()
+        closer.join(timeout_s)
+        if closer.is_alive():
+            log.warning("the audio device did not close within %.0f s; leaving it to the OS",
+                        timeout_s, extra={"device": self.device.name if self.device else None})
 
     def __enter__(self) -> "MicrophoneSource":
         return self.open() if self._stream is None else self
