@@ -67,7 +67,7 @@ class StreamRunner:
             ctx = AlertContext(stream=chunk.stream, scorer=self.model.name,
                                model_version=self.model.version, sample_rate=chunk.sample_rate,
                                machine=chunk.machine, time_origin_s=chunk.time_origin_s,
-                               feature_names=self.feature_names)
+                               feature_names=self.feature_names, id_base=chunk.id_base)
             alerts = self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
             alerts.armed = not warmup
             self.results[chunk.stream] = StreamResult(StreamSummary(chunk.stream))
@@ -104,7 +104,7 @@ class StreamRunner:
         alerts = self.alerts.get(stream)
         if alerts is None or alerts.resume_sample is None:
             return None
-        return max(0, alerts.resume_sample - self.model.vector_stride)
+        return max(0, alerts.resume_sample - self.model.vector_lookback - self.model.vector_stride)
 
     def drop_stream(self, stream: str) -> None:
         """Forget a stream without events (its partition moved to another worker)."""
@@ -154,7 +154,8 @@ class StreamRunner:
             c = alerts.ctx
             ctx = AlertContext(stream=c.stream, scorer=model.name, model_version=model.version,
                                sample_rate=c.sample_rate, machine=c.machine,
-                               time_origin_s=c.time_origin_s, feature_names=self.feature_names)
+                               time_origin_s=c.time_origin_s, feature_names=self.feature_names,
+                               id_base=c.id_base)
             fresh = self.alerts[stream] = StreamAlerts(ctx, model.threshold, self.hysteresis)
             if hasattr(alerts, "armed"):
                 fresh.armed = alerts.armed

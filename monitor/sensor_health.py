@@ -47,6 +47,7 @@ class HealthContext:
     step_s: float
     time_origin_s: float
     machine: str | None = None
+    id_base: int = 0  # the grid's origin on the epoch lattice (``AudioChunk.id_base``)
 
 
 class SensorHealth:
@@ -103,6 +104,16 @@ class SensorHealth:
             self.prev, self.prev_index = row, k
         return out
 
+    def resume_index(self) -> int | None:
+        """The oldest grid row a restart must re-read to rebuild this state: the start of the
+        longest current flat run and of every open condition (None before the first row).
+        Steps need only the previous row; those before the restart point were already emitted."""
+        if self.prev_index is None:
+            return None
+        points = [self.prev_index - int(self.flat_run.max(initial=0))]
+        points += [int(ev["start_sample"]) for ev in self.open.values()]
+        return max(0, min(points))
+
     def gap(self, *, from_s: float, to_s: float, last_index: int, resume: int) -> list[dict[str, Any]]:
         """No readings between ``from_s`` and ``to_s``: close open conditions, report the gap."""
         out = self.finish(reason="gap")
@@ -154,10 +165,10 @@ class SensorHealth:
         ev = make_event(status=status, kind=kind, stream=x.stream, machine=x.machine, scorer=x.scorer,
                         model_version=x.model_version, start_sample=start,
                         end_sample=max(end, start + 1), sample_rate=1.0 / x.step_s,
-                        time_origin_s=x.time_origin_s, channel=channel,
+                        time_origin_s=x.time_origin_s, id_base=x.id_base, channel=channel,
                         explanation={"channel": channel} if channel else None,
                         **{k: v for k, v in fields.items() if v is not None})
         if channel is not None:  # one condition per channel: the channel is part of the id
             ev["event_id"] = event_id(stream=x.stream, scorer=x.scorer, model_version=x.model_version,
-                                      start_sample=start, kind=f"{kind}:{channel}")
+                                      start_sample=x.id_base + start, kind=f"{kind}:{channel}")
         return ev

@@ -6,6 +6,11 @@ events). A gap longer than the model's ``max_gap_s`` ends the stream's windows t
 machine event closes with ``closed_by: gap``), raises a ``gap`` event, and scoring restarts
 after the gap once a full window of new readings has arrived. Replay of a CSV and the Kafka
 service both drive this object, so their events are the same.
+
+Restarts (the Kafka service's delivery rule): rows sit on the epoch lattice and event ids hash
+lattice indices, so a process that picks a stream up mid-way (``warmup=True``) re-derives a
+clean run's ids; ``resume_sample`` is the oldest row such a restart must re-read, for the
+machine alerts and the health checks alike.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class _SensorStream:
     health: SensorHealth | None = None
     machine: str | None = None
     health_events: list[dict[str, Any]] = field(default_factory=list)
+    scored: bool = False  # rows went to the runner (a restart after a gap is no warm-up)
 
 
 class SensorRunner:
@@ -59,8 +65,11 @@ class SensorRunner:
         return np.array([[v.get(c, np.nan) for c in ch] for v in values], dtype=np.float64)
 
     def feed(self, stream: str, ts_s: np.ndarray, values: np.ndarray, *, end_of_stream: bool = False,
-             machine: str | None = None) -> list[dict[str, Any]]:
-        """Readings of one stream (time order; ``[n, C]`` in the model's channel order)."""
+             machine: str | None = None, warmup: bool = False) -> list[dict[str, Any]]:
+        """Readings of one stream (time order; ``[n, C]`` in the model's channel order).
+
+        ``warmup=True`` when the stream is picked up mid-way (after a restart): its machine
+        events wait for the alert state's first quiet point (``StreamRunner.push``)."""
         st = self.streams.get(stream)
         if st is None:
             grid = SensorGrid(step_s=self.spec.step_s, n_channels=len(self.spec.channels),
@@ -71,7 +80,8 @@ class SensorRunner:
             if st.health is None and self.health_spec is not None:
                 st.health = SensorHealth(self.spec, HealthContext(
                     stream=stream, scorer=self.model.name, model_version=self.model.version,
-                    step_s=self.spec.step_s, time_origin_s=st.grid.origin_s, machine=st.machine),
+                    step_s=self.spec.step_s, time_origin_s=st.grid.origin_s, machine=st.machine,
+                    id_base=st.grid.lattice_index),
                     self.health_spec)
             if isinstance(piece, GridGap):
                 events += self.runner.flush()
@@ -81,14 +91,27 @@ class SensorRunner:
                     events += self._emit(st.health.gap(from_s=piece.from_s, to_s=piece.to_s,
                                                        last_index=piece.last_index, resume=piece.resume))
                 continue
+            first = stream not in self.runner.alerts
             self.runner.push(AudioChunk(stream, piece.values, 1.0 / self.spec.step_s, piece.start,
-                                        machine=st.machine, time_origin_s=st.grid.origin_s))
+                                        machine=st.machine, time_origin_s=st.grid.origin_s,
+                                        id_base=st.grid.lattice_index),
+                             warmup=warmup and first and not st.scored)
+            st.scored = True
             if st.health is not None:
                 events += self._emit(st.health.update(piece.start, piece.values))
         events += self.runner.flush()
         if end_of_stream:
             events += self.end_stream(stream)
         return events
+
+    def resume_sample(self, stream: str) -> int | None:
+        """The oldest grid row a restart must re-read (None: all since the stream began here)."""
+        machine = self.runner.resume_sample(stream)
+        st = self.streams.get(stream)
+        health = st.health.resume_index() if st is not None and st.health is not None else None
+        if machine is None or (st is not None and st.health is not None and health is None):
+            return None
+        return machine if health is None else min(machine, health)
 
     def end_stream(self, stream: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

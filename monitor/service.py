@@ -144,6 +144,9 @@ class Worker:
         self.book = OffsetBook()
         self.streams: dict[str, _AudioState] = {}
         self.no_model_logged: set[str] = set()
+        #: per partition: did this worker start it from a committed offset (a restart or a
+        #: rebalance)? Then sensor streams first seen on it are picked up mid-way.
+        self.resumed: dict[Any, bool] = {}
         self.extra_sinks = event_sinks or []
         self.pending = _Pending()
         self.events_out = 0
@@ -385,9 +388,13 @@ class Worker:
             return
         events: list[dict] = []
         key = f"sensor:{stream}"
+        warmup = key not in self.book.streams and self._resumed(tp)
+        if warmup and not any(stream in sr.streams for sr in runners):
+            log.info("sensor stream %s picked up mid-stream: events wait for its first quiet point",
+                     stream, extra={"stream": stream, "partition": tp.partition, "offset": m.offset})
         try:
             for sr in runners:
-                events += sr.feed(stream, ts, sr.channel_matrix(values))
+                events += sr.feed(stream, ts, sr.channel_matrix(values), warmup=warmup)
         except MonitorError as exc:
             self._dead(tp, m, "bad-reading", str(exc)[:300])
             return
@@ -431,13 +438,26 @@ class Worker:
     def _resume(self, stream: str) -> int | None:
         if stream.startswith("sensor:"):
             name = stream[len("sensor:"):]
-            points = [sr.runner.resume_sample(name) for sr in self.router.sensors_for(name)]
+            points = [sr.resume_sample(name) for sr in self.router.sensors_for(name)]
             return None if not points or any(p is None for p in points) else min(points)
         st = self.streams.get(stream)
         if st is None:
             return None
         points = [r.resume_sample(stream) for r in st.runners]
         return None if any(p is None for p in points) else min(points)
+
+    def _resumed(self, tp) -> bool:
+        hit = self.resumed.get(tp)
+        if hit is None:
+            from kafka.errors import KafkaError  # noqa: PLC0415
+
+            try:
+                hit = self.consumer.committed(tp) is not None
+            except KafkaError as exc:  # unknown: assume a restart (events wait for a quiet point)
+                log.warning("committed offset of %s[%d] unknown (%s)", tp.topic, tp.partition, exc)
+                hit = True
+            self.resumed[tp] = hit
+        return hit
 
     def _commit(self, tps=None) -> None:
         """Flush sinks and dead letters, then commit what a restart no longer needs."""
@@ -488,6 +508,8 @@ class Worker:
         # streams whose messages all went elsewhere (dead letters) hold no state to drop
 
     def on_assigned(self, assigned) -> None:
+        for tp in assigned:
+            self.resumed.pop(tp, None)
         log.info("partitions assigned", extra={"worker": self.index,
                                                "partitions": sorted(f"{t.topic}[{t.partition}]" for t in assigned)})
         if self.health is not None:

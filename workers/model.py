@@ -61,6 +61,14 @@ class LoadedModel:
         """Samples one scorer vector covers."""
         return (self.scorer.input_spec.frames - 1) * self.frontend.frame_hop + self.frontend.frame_len
 
+    @property
+    def vector_lookback(self) -> int:
+        """Samples a vector reads before the sample its score is about: sensor front ends
+        score a vector about its newest reading (``scores_last_step``), audio ones about all."""
+        if getattr(self.frontend, "scores_last_step", False):
+            return self.vector_span - self.frontend.frame_len
+        return 0
+
 
 def load_model(path: str | Path, *, device: str | torch.device = "auto",
                threshold_override: float | None = None) -> LoadedModel:

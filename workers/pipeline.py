@@ -43,8 +43,8 @@ class _Stream:
                                    channels=getattr(fe, "n_channels", 1))
         self.stacker = VectorStacker(frames=spec.frames, hop=spec.hop)
         # sensor front ends: a vector's score is about its newest reading (span 1, offset T - 1)
-        span, offset = ((fe.frame_len, model.vector_span - fe.frame_len)
-                        if getattr(fe, "scores_last_step", False) else (model.vector_span, 0))
+        offset = model.vector_lookback
+        span = fe.frame_len if offset else model.vector_span
         self.aggregator = WindowAggregator(name, vector_stride=model.vector_stride, vector_span=span,
                                            length=length, hop=hop, vector_offset=offset)
         self.pending: list[tuple[int, np.ndarray]] = []

@@ -130,7 +130,12 @@ class GridGap:
 
 @dataclass
 class SensorGrid:
-    """One stream's readings -> rows on a fixed step anchored at its first reading."""
+    """One stream's readings -> rows on a fixed step.
+
+    Row 0 is the point of the epoch lattice (multiples of ``step_s``) nearest the first
+    reading, so two processes that start reading a stream at different readings put rows on
+    the same instants; ``lattice_index`` is row 0's index on that lattice (event ids use it).
+    """
 
     step_s: float
     n_channels: int
@@ -142,6 +147,10 @@ class SensorGrid:
     _last_ts: float | None = None
     _rows: list[np.ndarray] = field(default_factory=list)
     _rows_start: int = 0
+
+    @property
+    def lattice_index(self) -> int:
+        return int(math.floor(self.origin_s / self.step_s + 0.5)) if self.origin_s is not None else 0
 
     def index(self, ts_s: float) -> int:
         return int(math.floor((ts_s - self.origin_s) / self.step_s + 0.5))
@@ -155,7 +164,8 @@ class SensorGrid:
         values = np.asarray(values, dtype=np.float64).reshape(len(ts_s), self.n_channels)
         for t, v in zip(np.asarray(ts_s, dtype=np.float64), values):
             if self.origin_s is None:
-                self.origin_s, self._k, self._rows_start = float(t), 0, 0
+                self.origin_s = math.floor(float(t) / self.step_s + 0.5) * self.step_s
+                self._k, self._rows_start = 0, 0
                 self._pending, self._last_ts = v.copy(), float(t)
                 continue
             if t <= self._last_ts:

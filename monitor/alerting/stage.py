@@ -38,6 +38,7 @@ class AlertContext:
     machine: str | None = None
     time_origin_s: float = 0.0
     feature_names: list[str] | None = None
+    id_base: int = 0
 
 
 @dataclass
@@ -109,7 +110,7 @@ class StreamAlerts:
             status=status, kind=MACHINE, stream=c.stream, machine=c.machine, scorer=c.scorer,
             model_version=c.model_version, start_sample=o.start.start_sample,
             end_sample=o.last_over.end_sample, sample_rate=c.sample_rate,
-            time_origin_s=c.time_origin_s, peak_score=round(o.peak, 6),
+            time_origin_s=c.time_origin_s, id_base=c.id_base, peak_score=round(o.peak, 6),
             threshold=round(self.threshold.value, 6),
             severity=round(self.threshold.severity(o.peak), 3), windows=o.windows,
             explanation=_explain(o.contrib_sum, c.feature_names), **extra)

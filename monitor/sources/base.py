@@ -14,7 +14,10 @@ class AudioChunk:
     sample); ``time_origin_s`` is the stream clock's time of sample 0 (epoch seconds for live
     input, 0 for files). ``end_of_stream`` marks a stream's last chunk. ``capture_time_s`` is
     when the chunk's first sample was captured (epoch seconds; live sources and real-time
-    replay), for the capture-to-score latency; None when unknown.
+    replay), for the capture-to-score latency; None when unknown. ``id_base`` is the index of
+    sample 0 on a grid shared across processes (sensor grids anchored on the epoch lattice:
+    origin / step); event ids hash ``id_base + start_sample``, so a stream picked up after a
+    restart, whose sample 0 is a later reading, keeps the ids of a clean run.
     """
 
     stream: str
@@ -25,3 +28,4 @@ class AudioChunk:
     machine: str | None = None
     time_origin_s: float = 0.0
     capture_time_s: float | None = None
+    id_base: int = 0
