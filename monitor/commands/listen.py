@@ -211,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
 
     warm_up(model)
     old_term = signal.signal(signal.SIGTERM, lambda *_: mic.stop())
+    # Ctrl-C must stop it even when started from a background job, which inherits SIGINT
+    # ignored (Python keeps an inherited SIG_IGN); the loop turns KeyboardInterrupt into a stop.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.time()
     try:
         mic.open()
@@ -227,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         res = drive(mic, runner, sink=sink, on_chunk=on_chunk, on_window=on_window, on_events=on_events)
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         mic.close()
         if status is not None:
             status.clear()

@@ -102,6 +102,16 @@ class _Proc:
                 return rec
         raise AssertionError(f"no {msg!r} log line; stderr:\n{''.join(self.raw)[-3000:]}")
 
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code; a process still running after ``timeout`` fails with its stderr."""
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait(10)
+            raise AssertionError(f"still running {timeout:.0f} s after the signal; stderr:\n"
+                                 f"{''.join(self.raw)[-3000:]}") from None
+
 
 @pytest.fixture(scope="module")
 def valve_model(tmp_path_factory) -> Path:
@@ -170,7 +180,7 @@ def test_listen_live_events_scores_and_latency(mic_env, valve_model, tmp_path):
             subprocess.run([str(VMIC), "play", str(wav)], env=mic_env, check=True, timeout=60)
         time.sleep(2.0)  # let the last windows complete
         proc.p.send_signal(signal.SIGINT)  # Ctrl-C: stop cleanly, close events, flush
-        rc = proc.p.wait(timeout=60)
+        rc = proc.wait_exit(60)
     finally:
         if proc.p.poll() is None:
             proc.p.kill()
@@ -245,7 +255,7 @@ def test_listen_resamples_a_device_that_records_at_another_rate(mic_env, valve_m
         ready = proc.wait_for("listening", timeout=120)
         subprocess.run([str(VMIC), "play", str(short)], env=mic_env, check=True, timeout=60)
         proc.p.send_signal(signal.SIGINT)
-        assert proc.p.wait(timeout=60) == 0, "".join(proc.raw)[-2000:]
+        assert proc.wait_exit(60) == 0, "".join(proc.raw)[-2000:]
     finally:
         if proc.p.poll() is None:
             proc.p.kill()
@@ -316,7 +326,7 @@ def test_produce_from_mic_publishes_the_captured_audio(mic_env, tmp_path):
             subprocess.run([str(VMIC), "play", str(short)], env=mic_env, check=True, timeout=60)
             time.sleep(0.5)
             proc.p.send_signal(signal.SIGINT)
-            assert proc.p.wait(timeout=60) == 0, "".join(proc.raw)[-2000:]
+            assert proc.wait_exit(60) == 0, "".join(proc.raw)[-2000:]
         finally:
             if proc.p.poll() is None:
                 proc.p.kill()
