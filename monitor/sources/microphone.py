@@ -224,9 +224,9 @@ class MicrophoneSource:
 
     def close(self, *, timeout_s: float = 5.0) -> None:
         """Stop capturing. ``abort`` (drop what the device still buffers) rather than ``stop``
-        (wait for it), in a helper thread: a PulseAudio stream that never returns from
-        stopping once hung a Ctrl-C'd ``monitor listen`` past a minute; the run's results are
-        already flushed, so after ``timeout_s`` the device is left to the OS at exit."""
+        (wait for it), in a helper thread bounded by ``timeout_s``: the run's results are
+        flushed before this, so a device that does not return from closing (a wedged sound
+        server) must not keep the process from exiting; it is left to the OS at exit."""
         self._stop.set()
         stream, self._stream = self._stream, None
         if stream is None:
