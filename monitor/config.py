@@ -112,6 +112,9 @@ class SinksConfig:
 class HealthConfig:
     host: str = _f("127.0.0.1")
     port: int = _f(9108, lo=0, hi=65535, help="0 = no HTTP server; worker i listens on port + i")
+    stream_metrics: int = _f(200, lo=0, hi=100000, help="per-stream series (latest window score, "
+                             "events) for the first this many streams a worker sees; later ones "
+                             "are counted under stream=\"other\"; 0 = none")
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,22 @@ BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 
 
 class Metrics:
-    """The service's counters; labels stay low-cardinality (topic, model, kind), never stream."""
+    """The service's counters. Labels stay low-cardinality (topic, model, kind) except the
+    per-stream series, which exist for at most ``stream_limit`` streams per worker (the first
+    seen); later streams share ``stream="other"`` in the counters and have no score gauge."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    OTHER = "other"
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, stream_limit: int = 200) -> None:
         r = self.registry = registry or CollectorRegistry()
+        self.stream_limit = stream_limit
+        self._stream_labels: set[str] = set()
+        self.stream_score = Gauge("monitor_stream_window_score", "latest alerting-window score",
+                                  ["stream", "model"], registry=r)
+        self.stream_threshold = Gauge("monitor_stream_threshold", "the threshold that score is held to",
+                                      ["stream", "model"], registry=r)
+        self.stream_events = Counter("monitor_stream_events", "events emitted, per stream",
+                                     ["stream", "kind", "status"], registry=r)
         self.messages = Counter("monitor_messages", "Kafka messages consumed", ["topic"], registry=r)
         self.bytes = Counter("monitor_bytes", "Kafka message value bytes consumed", ["topic"], registry=r)
         self.windows = Counter("monitor_windows_scored", "alerting windows scored", ["model"], registry=r)
@@ -40,6 +52,30 @@ class Metrics:
         self.commits = Counter("monitor_commits", "offset commits", registry=r)
         self.streams = Gauge("monitor_streams", "streams with state in this worker", registry=r)
         self.ready = Gauge("monitor_ready", "1 when models are loaded and partitions assigned", registry=r)
+
+    def stream_label(self, stream: str) -> str | None:
+        """``stream`` while under the cap (or already labelled), else "other"; None when off."""
+        if self.stream_limit <= 0:
+            return None
+        if stream in self._stream_labels:
+            return stream
+        if len(self._stream_labels) < self.stream_limit:
+            self._stream_labels.add(stream)
+            return stream
+        return self.OTHER
+
+    def window_scored(self, stream: str, model: str, score: float, threshold: float) -> None:
+        label = self.stream_label(stream)
+        if label is not None and label != self.OTHER:
+            self.stream_score.labels(label, model).set(score)
+            self.stream_threshold.labels(label, model).set(threshold)
+
+    def event(self, e: dict) -> None:
+        kind = e.get("kind", "machine")
+        self.events.labels(kind, e["status"]).inc()
+        label = self.stream_label(e["stream"])
+        if label is not None:
+            self.stream_events.labels(label, kind, e["status"]).inc()
 
 
 class HealthServer:

@@ -137,7 +137,7 @@ class Worker:
     def __init__(self, cfg: Config, *, index: int = 0, event_sinks: list[Sink] | None = None) -> None:
         self.cfg, self.index = cfg, index
         self.stopping = threading.Event()
-        self.metrics = Metrics()
+        self.metrics = Metrics(stream_limit=cfg.health.stream_metrics)
         self.health: HealthServer | None = None
         self.consumer = None
         self.producer = None
@@ -423,6 +423,7 @@ class Worker:
 
     def _on_window(self, model: LoadedModel, w) -> None:
         self.metrics.windows.labels(model.version).inc()
+        self.metrics.window_scored(w.stream, model.version, w.score, model.threshold.value)
         if self.windows_file is not None:
             self.windows_file.write(json.dumps({"stream": w.stream, "scorer": model.name,
                                                 "model_version": model.version, "index": w.index,
@@ -432,7 +433,7 @@ class Worker:
     def _emit(self, events: list[dict]) -> None:
         for e in events:
             self.sink.write(e)
-            self.metrics.events.labels(e.get("kind", "machine"), e["status"]).inc()
+            self.metrics.event(e)
         self.events_out += len(events)
 
     def _resume(self, stream: str) -> int | None:

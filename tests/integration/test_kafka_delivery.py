@@ -158,6 +158,7 @@ def test_worker_started_before_broker_waits_then_becomes_ready(streams, trained_
             metrics = __import__("urllib.request").request.urlopen(
                 f"http://127.0.0.1:{health}/metrics", timeout=2).read().decode()
             assert "monitor_windows_scored_total" in metrics and "monitor_chunk_to_score_seconds_bucket" in metrics
+            assert 'monitor_stream_window_score{model="' in metrics and 'stream="pump-0"' in metrics
             assert stop(worker) == 0
     finally:
         if worker.poll() is None:
