@@ -88,6 +88,9 @@ class ServiceConfig:
                             "default, one per core): the consumer and the scorer share a worker, and "
                             "spinning extra threads slowed scoring 5x on a busy 2-core box; scale "
                             "out with --workers instead (monitor bench)")
+    model_reload_s: float = _f(5.0, lo=0, hi=86400, help="how often each worker looks for a new "
+                               "version in an audio model's folder (its 'latest' file) and swaps it "
+                               "in without a restart, re-scoring the windows not yet emitted; 0 = off")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ windows, scores and events of a stream do not depend on where its audio came fro
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,7 +162,7 @@ class StreamRunner:
                 fresh.armed = alerts.armed
             self.results[stream].before_reload.append(old.end_stream(stream))
             tail = self._raw.get(stream)
-            if tail is not None and len(tail.buf):
+            if tail is not None and tail.size:
                 start, samples = tail.replay_from(model.vector_stride)
                 self.pipeline.push(stream, samples, start_sample=start)
         for stream in set(self._raw) - set(self.alerts):
@@ -185,26 +186,32 @@ class _RawTail:
     """A stream's samples from its first alerting window not yet emitted (for hot reload).
 
     Positions follow the pipeline's: the stream's first ``start_sample`` plus samples pushed.
+    Chunks are kept as pushed (no copy per chunk) and dropped whole once no unemitted window
+    needs them; they are joined only when a reload replays them.
     """
 
     def __init__(self, start: int) -> None:
-        self.start = start
-        self.buf = np.zeros(0, np.float32)
+        self.start = start  # position of the oldest kept chunk's first sample
+        self.chunks: deque[np.ndarray] = deque()
+        self.size = 0
         self.next_window_start = start
 
     def append(self, samples: np.ndarray) -> None:
-        self.buf = np.concatenate([self.buf, np.asarray(samples, np.float32)])
+        self.chunks.append(np.asarray(samples, np.float32))
+        self.size += len(samples)
 
     def window_done(self, w: WindowScore, model: LoadedModel) -> None:
         hop = model.window.samples(model.frontend.sample_rate)[1]
         self.next_window_start = w.start_sample + hop
         keep_from = self.next_window_start - model.vector_stride
-        if keep_from > self.start:
-            self.buf = self.buf[keep_from - self.start:]
-            self.start = keep_from
+        while self.chunks and self.start + len(self.chunks[0]) <= keep_from:
+            first = self.chunks.popleft()
+            self.start += len(first)
+            self.size -= len(first)
 
     def replay_from(self, stride: int) -> tuple[int, np.ndarray]:
         """(start sample, samples) to push again: from the vector-grid point at or before the
         next window's start, so the new pipeline's first window is exactly that window."""
         start = max(self.start, (self.next_window_start // stride) * stride)
-        return start, self.buf[start - self.start:]
+        buf = np.concatenate(list(self.chunks)) if self.chunks else np.zeros(0, np.float32)
+        return start, buf[start - self.start:]

@@ -32,6 +32,7 @@ from .checkpoint import OffsetBook
 from .config import Config, kafka_client_options, to_dict
 from .errors import ConfigError
 from .health import HealthServer, Metrics
+from .model_watch import ModelWatcher
 from .runner import StreamRunner
 from .sinks.base import FanOut, Sink
 from .sinks.dead_letter import DeadLetterSink
@@ -100,7 +101,9 @@ class Router:
                     self.sensor_routes.append((r.streams, sensor))
                     continue
                 runner = StreamRunner(model, None, hysteresis=hyst,
-                                      on_window=partial(on_window, model) if on_window else None)
+                                      watcher=_watcher(r.model, model, cfg, r.threshold))
+                if on_window is not None:  # the runner's model, which a hot reload replaces
+                    runner.on_window = partial(_with_model, on_window, runner)
                 loaded[key] = runner
                 self.runners.append(runner)
             if isinstance(loaded[key], StreamRunner):
@@ -129,6 +132,26 @@ class Router:
                     hit.append(r.runner)
             self._cache[stream] = hit
         return hit
+
+
+def _with_model(on_window, runner: StreamRunner, w) -> None:
+    on_window(runner.model, w)
+
+
+def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None):
+    """A ``ModelWatcher`` on the route's model root (hot reload), or None: switched off, or the
+    folder has no ``latest`` to follow (a fixed version folder outside a model root)."""
+    if cfg.service.model_reload_s <= 0:
+        return None
+    try:
+        w = ModelWatcher(path, current_version=model.version, every_s=cfg.service.model_reload_s,
+                         device=cfg.service.device, threshold_override=threshold)
+    except MonitorError as exc:
+        log.info("no hot reload for %s: %s", path, exc)
+        return None
+    log.info("watching %s for new model versions every %.0f s", w.root, cfg.service.model_reload_s,
+             extra={"model_root": str(w.root), "model_version": model.version})
+    return w
 
 
 class Worker:
