@@ -31,6 +31,7 @@ from .alerting.events import make_event
 from .checkpoint import OffsetBook
 from .config import Config, kafka_client_options, to_dict
 from .errors import ConfigError
+from .event_audio import EventAudioSpec, EventAudioStore
 from .health import HealthServer, Metrics
 from .model_watch import ModelWatcher
 from .runner import StreamRunner
@@ -101,7 +102,8 @@ class Router:
                     self.sensor_routes.append((r.streams, sensor))
                     continue
                 runner = StreamRunner(model, None, hysteresis=hyst,
-                                      watcher=_watcher(r.model, model, cfg, r.threshold))
+                                      watcher=_watcher(r.model, model, cfg, r.threshold),
+                                      event_audio=_event_audio(cfg))
                 if on_window is not None:  # the runner's model, which a hot reload replaces
                     runner.on_window = partial(_with_model, on_window, runner)
                 loaded[key] = runner
@@ -136,6 +138,16 @@ class Router:
 
 def _with_model(on_window, runner: StreamRunner, w) -> None:
     on_window(runner.model, w)
+
+
+def _event_audio(cfg: Config) -> EventAudioStore | None:
+    """The bounded store of event audio (``sinks.event_audio``), one per audio model."""
+    s = cfg.sinks
+    if not s.event_audio:
+        return None
+    return EventAudioStore(EventAudioSpec(s.event_audio, max_bytes=s.event_audio_max_mb << 20,
+                                          retain_s=s.event_audio_retain_s,
+                                          max_event_s=max(60.0, s.event_audio_retain_s)))
 
 
 def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None):

@@ -182,6 +182,7 @@ def test_service_hot_reloads_a_new_version_without_losing_a_window(streams, trai
     shutil.copytree(trained_model, root)
     v1 = (root / LATEST).read_text().strip()
     monkeypatch.setenv("MONITOR__SERVICE__MODEL_RELOAD_S", "0.2")
+    monkeypatch.setenv("MONITOR__SINKS__EVENT_AUDIO", str(tmp_path / "event_audio"))
     events_path, windows_path, log = tmp_path / "events.jsonl", tmp_path / "windows.jsonl", tmp_path / "w.log"
     with Broker() as broker:
         create_topics(broker.bootstrap, TOPICS)
@@ -220,3 +221,12 @@ def test_service_hot_reloads_a_new_version_without_losing_a_window(streams, trai
     print(f"\nwindows under v1 / v2: {by_version[v1]} / {by_version[v2]}; events {len(events)}, "
           f"{len(late)} under v2, {sum(e.get('closed_by') == 'model-reload' for e in events)} closed by the reload")
     assert late, "no event under the new version (the streams' later faults)"
+    # the service kept each machine event's audio for labelling (sinks.event_audio)
+    from monitor.event_audio import find_event_audio
+
+    closed = [e for e in events if e["kind"] == "machine" and e["status"] == "closed"]
+    kept = {e["event_id"]: find_event_audio(tmp_path / "event_audio", e["event_id"]) for e in closed}
+    assert closed and all(kept.values()), [k for k, v in kept.items() if not v]
+    for e in closed:
+        audio, sr = sf.read(kept[e["event_id"]][0], dtype="float32")
+        assert sr == 16000 and len(audio) == e["end_sample"] - e["start_sample"]
