@@ -162,7 +162,7 @@ class StreamRunner:
                 fresh.armed = alerts.armed
             self.results[stream].before_reload.append(old.end_stream(stream))
             tail = self._raw.get(stream)
-            if tail is not None and tail.size:
+            if tail is not None and tail.chunks:
                 start, samples = tail.replay_from(model.vector_stride)
                 self.pipeline.push(stream, samples, start_sample=start)
         for stream in set(self._raw) - set(self.alerts):
@@ -193,12 +193,10 @@ class _RawTail:
     def __init__(self, start: int) -> None:
         self.start = start  # position of the oldest kept chunk's first sample
         self.chunks: deque[np.ndarray] = deque()
-        self.size = 0
         self.next_window_start = start
 
     def append(self, samples: np.ndarray) -> None:
         self.chunks.append(np.asarray(samples, np.float32))
-        self.size += len(samples)
 
     def window_done(self, w: WindowScore, model: LoadedModel) -> None:
         hop = model.window.samples(model.frontend.sample_rate)[1]
@@ -207,7 +205,6 @@ class _RawTail:
         while self.chunks and self.start + len(self.chunks[0]) <= keep_from:
             first = self.chunks.popleft()
             self.start += len(first)
-            self.size -= len(first)
 
     def replay_from(self, stride: int) -> tuple[int, np.ndarray]:
         """(start sample, samples) to push again: from the vector-grid point at or before the

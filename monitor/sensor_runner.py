@@ -91,11 +91,10 @@ class SensorRunner:
                     events += self._emit(st.health.gap(from_s=piece.from_s, to_s=piece.to_s,
                                                        last_index=piece.last_index, resume=piece.resume))
                 continue
-            first = stream not in self.runner.alerts
             self.runner.push(AudioChunk(stream, piece.values, 1.0 / self.spec.step_s, piece.start,
                                         machine=st.machine, time_origin_s=st.grid.origin_s,
                                         id_base=st.grid.lattice_index),
-                             warmup=warmup and first and not st.scored)
+                             warmup=warmup and not st.scored)
             st.scored = True
             if st.health is not None:
                 events += self._emit(st.health.update(piece.start, piece.values))
@@ -106,12 +105,11 @@ class SensorRunner:
 
     def resume_sample(self, stream: str) -> int | None:
         """The oldest grid row a restart must re-read (None: all since the stream began here)."""
-        machine = self.runner.resume_sample(stream)
+        points = [self.runner.resume_sample(stream)]
         st = self.streams.get(stream)
-        health = st.health.resume_index() if st is not None and st.health is not None else None
-        if machine is None or (st is not None and st.health is not None and health is None):
-            return None
-        return machine if health is None else min(machine, health)
+        if st is not None and st.health is not None:
+            points.append(st.health.resume_index())
+        return None if None in points else min(points)
 
     def end_stream(self, stream: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

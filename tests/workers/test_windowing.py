@@ -54,6 +54,15 @@ def test_stacker_matches_unfold(T, h):
     torch.testing.assert_close(torch.cat(parts), ref)
 
 
+def _assert_means_of_vectors_inside(out, scores, *, stride: int, span: int) -> None:
+    """Each window's score is the mean of the vectors lying wholly inside it."""
+    for w in out:
+        inside = [v for v in range(len(scores))
+                  if v * stride >= w.start_sample and v * stride + span <= w.end_sample]
+        assert w.n_vectors == len(inside)
+        assert w.score == pytest.approx(scores[inside].mean())
+
+
 def test_aggregator_means_the_vectors_inside_each_window():
     stride, span, length, hop = 4, 10, 40, 20
     scores = np.random.default_rng(0).random(100)
@@ -62,10 +71,7 @@ def test_aggregator_means_the_vectors_inside_each_window():
     for i in range(0, 100, 7):
         out += agg.push(i, scores[i:i + 7])
     assert [w.index for w in out] == list(range(len(out)))
-    for w in out:
-        inside = [v for v in range(100) if v * stride >= w.start_sample and v * stride + span <= w.end_sample]
-        assert w.n_vectors == len(inside)
-        assert w.score == pytest.approx(scores[inside].mean())
+    _assert_means_of_vectors_inside(out, scores, stride=stride, span=span)
     # the last window emitted is the last one whose vectors all exist
     assert (out[-1].index + 1) * hop + length - span > 99 * stride
 
@@ -84,7 +90,4 @@ def test_aggregator_with_gaps_between_windows():
     for i in range(0, 120, 5):
         out += agg.push(i, scores[i:i + 5])
     assert len(out) >= 10
-    for w in out:
-        inside = [v for v in range(120) if v * stride >= w.start_sample and v * stride + span <= w.end_sample]
-        assert w.n_vectors == len(inside)
-        assert w.score == pytest.approx(scores[inside].mean())
+    _assert_means_of_vectors_inside(out, scores, stride=stride, span=span)
