@@ -61,6 +61,10 @@ def evaluate(folder: Path, test: Path) -> dict:
     out["epochs"] = {k: v.get("epochs") for k, v in extra.items() if isinstance(v, dict) and "epochs" in v}
     if not out["epochs"]:
         out["epochs"] = {"ae": tr["fit"]["epochs"]}
+    if "selection" in extra:
+        sel = extra["selection"]
+        out["selection"] = {"chosen": sel["chosen_margin_scale"], "cv": sel["cv_window_auc"],
+                            "seconds": sel["seconds"]}
     return out
 
 
@@ -84,7 +88,8 @@ def run(args) -> dict:
                 r.update(split=split, seed=seed, model=kind, labels=n)
                 results["runs"].append(r)
                 print(json.dumps({k: r[k] for k in ("split", "seed", "model", "labels", "auc", "pauc")}
-                                 | {"fpr": r["product"]["fpr"], "s": r["train_seconds"]}), flush=True)
+                                 | {"fpr": r["product"]["fpr"], "s": r["train_seconds"],
+                                    "chosen": r.get("selection", {}).get("chosen", "-")}), flush=True)
                 (out / "results.json").write_text(json.dumps(results, indent=1))
 
             if not args.skip_ae:
@@ -108,16 +113,24 @@ def run(args) -> dict:
     return results
 
 
+def chosen(run: dict) -> str:
+    """The cross-validated stage-2 choice of a run: margin xN, "stage 1" or "-" (none made)."""
+    if "selection" not in run:
+        return "-"
+    scale = run["selection"]["chosen"]
+    return "stage 1" if scale is None else f"x{scale:g}"
+
+
 def summarise(results: dict, out: Path) -> str:
     runs = results["runs"]
     lines = ["| split | model | labels | seed | AUC | pAUC | FPR (held-out thr) | recall | "
-             "FPR (paper thr) | domains | epochs | train s |", "|" + "---|" * 12]
+             "FPR (paper thr) | domains | epochs | stage 2 (cv) | train s |", "|" + "---|" * 13]
     for r in runs:
         p = r.get("paper", {})
         dom = " ".join(f"{d} {v:.3f}" for d, v in r["domains"].items())
         lines.append(f"| {r['split']} | {r['model']} | {r['labels']} | {r['seed']} | {r['auc']:.3f} | "
                      f"{r['pauc']:.3f} | {r['product']['fpr']:.2f} | {r['product']['recall']:.2f} | "
-                     f"{p.get('fpr', float('nan')):.2f} | {dom} | {r['epochs']} | {r['train_seconds']:.0f} |")
+                     f"{p.get('fpr', float('nan')):.2f} | {dom} | {r['epochs']} | {chosen(r)} | {r['train_seconds']:.0f} |")
     lines += ["", "| split | model | labels | AUC mean +- sd | pAUC mean | FPR mean |", "|" + "---|" * 6]
     keys = sorted({(r["split"], r["model"], r["labels"]) for r in runs})
     for k in keys:

@@ -121,6 +121,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     scorer = cls(input_spec=input_spec, device=frontend.device, seed=opts.seed, **params)
     weak_loaded: list[tuple[Clip, np.ndarray]] = []
     labels = None
+    weak_clips: list[tuple[str, np.ndarray, torch.Tensor]] = []
     if weak is not None:
         if not getattr(cls, "weakly_supervised", False):
             raise DataError(f"--weak: scorer {cls.name!r} learns from normal clips only; "
@@ -132,20 +133,25 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         if clash:
             raise DataError(f"{weak}: labelled anomaly clip(s) are also normal training clips: "
                             f"{', '.join(clash[:5])}")
-        weak_vectors = torch.cat([_clip_vectors(frontend, a, input_spec) for _, a in weak_loaded])
+        weak_clips = [(c.path.name, a, _clip_vectors(frontend, a, input_spec)) for c, a in weak_loaded]
+        weak_vectors = torch.cat([v for _, _, v in weak_clips])
         labels = torch.cat([torch.zeros(len(vectors)), torch.ones(len(weak_vectors))])
         vectors = torch.cat([vectors, weak_vectors])
     log.info("training", extra={"scorer": cls.name, "clips": len(train_c), "held_out": len(hold_c),
                                 "vectors": int(vectors.shape[0]), "device": str(scorer.device),
                                 "labelled_anomaly_clips": len(weak_loaded)})
-    if stage1 is not None:
+    held_audio = [(c.path.name, audio_of[c.path]) for c in hold_c]
+    if labels is not None and scorer.hyper.get("stage2_select") == "cv" and len(weak_clips) >= 2:
+        fit = _fit_stage2_selected(scorer, stage1, vectors[~labels.bool()], weak_clips, held_audio,
+                                   frontend=frontend, window=window, seed=opts.seed, progress=progress)
+    elif stage1 is not None:
         fit = _stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
     else:
         fit = scorer.fit(vectors, progress=progress) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
 
     model = LoadedModel(None, {}, frontend, scorer, None, window)
-    held = score_clips(model, [(c.path.name, audio_of[c.path]) for c in hold_c])
+    held = score_clips(model, held_audio)
     window_scores = [w.score for r in held for w in r.windows]
     convention = opts.threshold_convention or getattr(cls, "threshold_convention", "dcase")
     threshold = fit_threshold(window_scores, method=opts.threshold_method,
@@ -207,8 +213,13 @@ def _versions() -> dict[str, str]:
 
 
 def _weak_meta(weak_loaded: list[tuple[Clip, np.ndarray]], fit) -> dict[str, Any]:
-    stage = (f"stage 1 + stage 2 ({len(weak_loaded)} labelled anomaly clips)" if weak_loaded
-             else "stage 1 only (no labelled anomalies given)")
+    selection = (fit.extra or {}).get("selection")
+    if not weak_loaded:
+        stage = "stage 1 only (no labelled anomalies given)"
+    elif selection and selection["chosen_margin_scale"] is None:
+        stage = f"stage 1 only: {selection['reason']}"
+    else:
+        stage = f"stage 1 + stage 2 ({len(weak_loaded)} labelled anomaly clips)"
     return {"stage": stage, "weak_clips": [c.path.name for c, _ in weak_loaded],
             "weak_clip_sha256": sorted(file_sha256(c.path) for c, _ in weak_loaded)}
 
@@ -350,23 +361,65 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     return saved, new_meta
 
 
-def _stage2_only(scorer, stage1: str | Path, vectors: torch.Tensor, labels: torch.Tensor | None,
-                 held_out: list[str], progress: Progress | None):
-    """Load a stage-1 model into ``scorer`` and run stage 2 only (see ``train_audio``)."""
+def _load_stage1(scorer, stage1: str | Path, held_out: list[str]) -> tuple[dict, str]:
+    """Load a stage-1 ws-ae model into ``scorer``: (its stage-1 fit info, its version)."""
     from models.artifacts import read_model, split_state  # noqa: PLC0415
-    from models.base import FitReport  # noqa: PLC0415
 
     folder, meta, state = read_model(stage1)
-    if labels is None or meta.get("scorer") != scorer.name or not hasattr(scorer, "fit_weak"):
-        raise DataError(f"{folder}: stage1= needs labelled anomalies and a {scorer.name} stage-1 model")
+    if meta.get("scorer") != scorer.name or not hasattr(scorer, "fit_weak"):
+        raise DataError(f"{folder}: stage1= needs a {scorer.name} stage-1 model")
     if sorted(meta["training"].get("held_out_clips", [])) != sorted(held_out):
         raise DataError(f"{folder}: trained with other held-out clips (same data and seed needed)")
     scorer.load_state_dict(split_state(state, "scorer"))
     scorer.hyper["margin"] = meta["params"]["margin"]
+    return meta["training"]["fit"].get("extra", {}).get("stage1", {}), meta["model_version"]
+
+
+def _stage2_only(scorer, stage1: str | Path, vectors: torch.Tensor, labels: torch.Tensor | None,
+                 held_out: list[str], progress: Progress | None):
+    """Load a stage-1 model into ``scorer`` and run stage 2 only (see ``train_audio``)."""
+    from models.base import FitReport  # noqa: PLC0415
+
+    if labels is None:
+        raise DataError("stage1= needs labelled anomalies")
+    s1, version = _load_stage1(scorer, stage1, held_out)
     lab = labels.bool()
     info = scorer.fit_weak(vectors[~lab], vectors[lab], progress=progress)
-    s1 = meta["training"]["fit"].get("extra", {}).get("stage1", {})
     return FitReport(epochs=info["epochs"], seconds=info["seconds"], final_loss=info["final_loss"],
                      n_windows=int(len(vectors)),
                      extra={"stage1": s1, "stage2": info, "stages": 2, "margin": info["margin"],
-                            "stage1_from": meta["model_version"]})
+                            "stage1_from": version})
+
+
+def _fit_stage2_selected(scorer, stage1: str | Path | None, normals: torch.Tensor,
+                         weak_clips: list[tuple[str, np.ndarray, torch.Tensor]],
+                         held: list[tuple[str, np.ndarray]], *, frontend: AudioFrontEnd,
+                         window: AlertingWindow, seed: int, progress: Progress | None):
+    """Stage 1, then stage 2 with the margin that cross-validation over the labelled clips
+    picks, or no stage 2 when none beats stage 1 (``monitor/weak_selection.py``)."""
+    from models.base import FitReport  # noqa: PLC0415
+
+    from .weak_selection import choose_stage2  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if stage1 is not None:
+        extra["stage1"], extra["stage1_from"] = _load_stage1(scorer, stage1, [n for n, _ in held])
+    else:
+        extra["stage1"] = scorer.fit_normal(normals, progress=progress)
+    h = scorer.hyper
+    choice = choose_stage2(LoadedModel(None, {}, frontend, scorer, None, window), normals,
+                           weak_clips, held, seed=seed, scales=tuple(h["select_scales"]),
+                           folds=int(h["select_folds"]))
+    log.info("stage-2 selection", extra={"choice": choice.reason, "cv": choice.cv})
+    extra["selection"] = choice.to_dict()
+    if choice.scale is not None:
+        h["margin"] = float(h["margin"]) / float(h["margin_scale"]) * choice.scale
+        h["margin_scale"] = choice.scale
+        extra["stage2"] = scorer.fit_weak(normals, torch.cat([v for _, _, v in weak_clips]),
+                                          progress=progress)
+    last = extra.get("stage2", extra["stage1"])
+    return FitReport(epochs=sum(extra[k].get("epochs", 0) for k in ("stage1", "stage2") if k in extra),
+                     seconds=time.perf_counter() - t0, final_loss=last.get("final_loss", float("nan")),
+                     n_windows=int(len(normals)) + sum(len(v) for _, _, v in weak_clips),
+                     extra={**extra, "stages": 2 if "stage2" in extra else 1, "margin": h["margin"]})

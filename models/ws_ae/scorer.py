@@ -30,10 +30,15 @@ class WeaklySupervisedAEScorer(Scorer):
     name = "ws-ae"
     #: ``epochs`` / ``stage2_epochs`` are caps; ``patience`` epochs without a better validation
     #: loss stop a stage. ``margin`` is fitted by stage 1 (kept in meta for retraining).
+    #: ``stage2_select``: "cv" = training with labelled clips picks the margin among
+    #: ``select_scales`` x theta, or no stage 2, by ``select_folds``-fold cross-validation over
+    #: the labelled clips (``monitor/weak_selection.py``); "fixed" = the paper's recipe at
+    #: ``margin_scale``. The scorer's own ``fit(labels=...)`` is always the fixed recipe.
     defaults = {"hidden": 128, "latent": 8, "layers": 4, "lr": 1e-3, "batch_size": 256,
                 "epochs": 300, "stage2_epochs": 200, "patience": 20, "val_fraction": 0.1,
                 "r": 0.99, "margin": None, "margin_scale": 1.0, "standardise": False,
-                "stage2_lr": 1e-3}
+                "stage2_lr": 1e-3, "stage2_select": "cv", "select_scales": [1.0, 2.0, 4.0],
+                "select_folds": 5}
     #: The paper's features: n_fft 2048, hop 512, 128 mels, 32-frame vectors (17,920 samples,
     #: 1.12 s), one every 8 frames (0.256 s). A vector must fit inside an alerting window, and
     #: every vector must lie wholly inside some window (window - span >= hop), so the window

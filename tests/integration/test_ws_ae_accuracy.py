@@ -3,9 +3,10 @@
 Seeds 0-2: ws-ae with the 4 labelled anomalies of weak/ must beat its own stage 1 (same
 features, network, normals and seed) by >= 0.10 AUC on average, beat the DCASE ae reference on
 this split (BENCHMARKS.md §A: 0.608), and keep the test normals' false-positive rate at its
-threshold (gamma, paper convention, fitted on held-out normals) <= 0.2 - measured 0.23 on
-average (see the assertion: a known shortfall, reported). The full curve (0, 1,
-2, 5, all labels; valve too) is benchmarks/ws_ae_curve.py, run outside CI.
+threshold (gamma, paper convention, fitted on held-out normals) <= 0.2. Training picks the
+stage-2 margin (or none) by cross-validation over the 4 labelled clips (monitor/weak_selection.py).
+Measured here: AUC 0.938 / 0.875 / 0.906 (stage 1 0.738 / 0.800 / 0.812), FPR 0.00 / 0.10 / 0.00.
+The full curve (0, 1, 2, 5, all labels; valve too) is benchmarks/ws_ae_curve.py, outside CI.
 """
 from __future__ import annotations
 
@@ -46,8 +47,4 @@ def test_ws_ae_beats_its_stage_one_and_the_dcase_ae_on_fan(tmp_path):
     print(f"fan mean AUC: stage 1 {np.mean(s1):.3f}, ws-ae {np.mean(ws):.3f}, FPR {np.mean(fpr):.2f}")
     assert np.mean(ws) >= np.mean(s1) + 0.10
     assert np.mean(ws) > DCASE_AE_FAN
-    # The issue asks FPR <= 0.2. Measured on this path: 0.2 / 0.3 / 0.2 (mean 0.23; the
-    # benchmark's stage-1-reuse path, whose anomaly vectors come in another order: 0.1 / 0.3 /
-    # 0.2). Only 3 held-out normal clips fit the threshold, so it is coarse. NOT met on seed 1;
-    # this guards against regressions past what was measured, it does not certify the bound.
-    assert np.mean(fpr) <= 0.25 and max(fpr) <= 0.3
+    assert np.mean(fpr) <= 0.2
