@@ -39,6 +39,7 @@ from .sinks.base import FanOut, Sink
 from .sinks.dead_letter import DeadLetterSink
 from .sinks.jsonl import JsonlSink
 from .sinks.kafka import KafkaSink, make_producer
+from .sources.kafka_consumer import make_consumer
 from .sinks.stdout import StdoutSink
 from .sources.base import AudioChunk
 from .sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
@@ -224,7 +225,6 @@ class Worker:
 
     def _connect(self) -> bool:
         """Create consumer and producer, waiting (with a clear log line) until Kafka answers."""
-        from kafka import KafkaConsumer  # noqa: PLC0415
         from kafka.errors import KafkaError  # noqa: PLC0415
 
         k = self.cfg.kafka
@@ -235,15 +235,8 @@ class Worker:
             try:
                 if not any(_answers(hp) for hp in k.bootstrap.split(",")):
                     raise ConnectionRefusedError("no bootstrap server answers")
-                self.consumer = KafkaConsumer(
-                    bootstrap_servers=k.bootstrap.split(","), group_id=k.group_id,
-                    client_id=f"{k.client_id}-{self.index}", enable_auto_commit=False,
-                    auto_offset_reset=k.auto_offset_reset, session_timeout_ms=k.session_timeout_ms,
-                    heartbeat_interval_ms=k.heartbeat_interval_ms, max_poll_records=k.max_poll_records,
-                    max_poll_interval_ms=k.max_poll_interval_ms, fetch_max_bytes=k.fetch_max_bytes,
-                    max_partition_fetch_bytes=k.max_partition_fetch_bytes,
-                    fetch_max_wait_ms=k.fetch_max_wait_ms,
-                    bootstrap_timeout_ms=10000, **opts)
+                self.consumer = make_consumer(k, client_id=f"{k.client_id}-{self.index}",
+                                              client_options=opts)
                 self.producer = make_producer(k.bootstrap.split(","), client_options=opts,
                                               client_id=f"{k.client_id}-{self.index}-out")
                 break

@@ -3,8 +3,8 @@
 
 It is the real ``monitor.service.Worker`` (consumer, decoding, routing, pipeline, alerting,
 Kafka events sink); the subclass only notes when each alerting window was scored and when
-the partitions were assigned, in memory, and writes them to ``OUT`` after a clean stop
-(SIGTERM). ``T0`` is the parent's ``time.time()`` just before it started this process.
+the partitions were assigned, and when each chunk arrived (the poll that returned it), in
+memory, and writes them to ``OUT`` after a clean stop (SIGTERM). ``T0`` is the parent's ``time.time()`` just before it started this process.
 """
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def main(argv: list[str]) -> int:
     setup_logging(level="warning", fmt="json")
     ends: list[int] = []
     scored: list[float] = []
+    window_stream: list[int] = []
+    stream_ids: dict[str, int] = {}
+    # per accepted chunk: stream, end sample, wall-clock arrival (the poll that returned it)
+    chunk_stream: list[int] = []
+    chunk_end: list[int] = []
+    chunk_arrival: list[float] = []
+    wall_minus_mono = time.time() - time.monotonic()
     marks: dict[str, float] = {}
     arrival_to_scored: list[float] = []
 
@@ -44,8 +51,17 @@ def main(argv: list[str]) -> int:
             super()._on_window(model, w)
             ends.append(w.end_sample)
             scored.append(time.time())
+            window_stream.append(stream_ids.setdefault(w.stream, len(stream_ids)))
             if "first_window" not in marks:
                 marks["first_window"] = time.time() - t0
+
+        def _on_audio(self, tp, m, now: float) -> None:
+            super()._on_audio(tp, m, now)
+            st = self.streams.get(m.key.decode("utf-8", "replace")) if m.key else None
+            if st is not None and st.last_offset == m.offset and st.tp == tp:
+                chunk_stream.append(stream_ids.setdefault(m.key.decode("utf-8", "replace"), len(stream_ids)))
+                chunk_end.append(st.next_sample)
+                chunk_arrival.append(now + wall_minus_mono)
 
         def _score(self) -> None:
             arrivals = list(self.pending.arrivals)
@@ -66,10 +82,16 @@ def main(argv: list[str]) -> int:
     rc = worker.run()
     sr = worker.router.runners[0].model.frontend.sample_rate if worker.router.runners else 16000
     hop = worker.router.runners[0].model.window.hop_s if worker.router.runners else 0.5
+    length = worker.router.runners[0].model.window.length_s if worker.router.runners else 1.0
     np.savez(out / "windows.npz", end_sample=np.asarray(ends, dtype=np.int64),
              scored_at=np.asarray(scored, dtype=np.float64),
+             window_stream=np.asarray(window_stream, dtype=np.int64),
+             chunk_stream=np.asarray(chunk_stream, dtype=np.int64),
+             chunk_end=np.asarray(chunk_end, dtype=np.int64),
+             chunk_arrival=np.asarray(chunk_arrival, dtype=np.float64),
              arrival_to_scored=np.asarray(arrival_to_scored, dtype=np.float64))
     (out / "result.json").write_text(json.dumps({"rc": rc, "marks": marks, "sample_rate": sr, "hop_s": hop,
+                                                 "length_s": length,
                                                  "events": worker.events_out,
                                                  "torch_threads": torch.get_num_threads()}))
     return rc

@@ -63,14 +63,19 @@ def _complete(events_path: Path, windows_path: Path, ref_events, ref_windows):
     return check
 
 
+#: both consumers the worker can use (``kafka.client``): the delivery rules must hold for each
+CLIENTS = pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+
+
+@CLIENTS
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_restart_mid_stream_loses_nothing(streams, trained_model, tmp_path, sig):
+def test_restart_mid_stream_loses_nothing(streams, trained_model, tmp_path, sig, client):
     folder, ref_events, ref_windows = streams
     events_path, windows_path, log = tmp_path / "events.jsonl", tmp_path / "windows.jsonl", tmp_path / "w.log"
     with Broker() as broker:
         create_topics(broker.bootstrap, TOPICS)
         cfg = write_config(tmp_path / "cfg.yaml", bootstrap=broker.bootstrap, routes=[("pump-*", trained_model)],
-                           events=events_path, windows=windows_path)
+                           events=events_path, windows=windows_path, client=client)
         first = start_worker(cfg, log=log)
         wait_for(lambda: log_has(log, "partitions assigned"), timeout=40, what="the first worker to join")
         producer = _produce_in_background(broker.bootstrap, folder)
@@ -106,14 +111,15 @@ def test_restart_mid_stream_loses_nothing(streams, trained_model, tmp_path, sig)
     assert_scores_match(windows_by_key(read_jsonl(windows_path)), ref_windows)
 
 
-def test_two_workers_one_killed_partitions_move(streams, trained_model, tmp_path):
+@CLIENTS
+def test_two_workers_one_killed_partitions_move(streams, trained_model, tmp_path, client):
     folder, ref_events, ref_windows = streams
     events_path, windows_path = tmp_path / "events.jsonl", tmp_path / "windows.jsonl"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     with Broker() as broker:
         create_topics(broker.bootstrap, TOPICS)
         cfg = write_config(tmp_path / "cfg.yaml", bootstrap=broker.bootstrap, routes=[("pump-*", trained_model)],
-                           events=events_path, windows=windows_path)
+                           events=events_path, windows=windows_path, client=client)
         workers = [start_worker(cfg, log=lg) for lg in logs]
         try:
             def both_assigned():
