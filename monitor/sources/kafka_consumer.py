@@ -110,6 +110,7 @@ class ConfluentConsumer:
     def poll(self, *, timeout_ms: int = 0) -> dict:
         """Up to ``max_poll_records`` messages, grouped by partition like kafka-python's ``poll``."""
         out: dict = {}
+        new = tuple.__new__  # a Record without the namedtuple constructor's Python frame
         for m in self._consume(timeout_ms / 1000.0):
             err = m.error()
             if err is not None:
@@ -117,12 +118,12 @@ class ConfluentConsumer:
                     log.warning("Kafka consumer error: %s", err, extra={"topic": m.topic(),
                                                                         "partition": m.partition()})
                 continue
-            tp = self._tp(m.topic(), m.partition())
-            records = out.get(tp)
+            key = (m.topic(), m.partition())
+            records = out.get(key)
             if records is None:
-                records = out[tp] = []
-            records.append(Record(m.offset(), m.key(), m.value(), m.headers() or []))
-        return out
+                records = out[key] = []
+            records.append(new(Record, (m.offset(), m.key(), m.value(), m.headers() or [])))
+        return {self._tp(*key): records for key, records in out.items()}
 
     def _consume(self, timeout: float) -> list:
         """What is queued now, else the first message within ``timeout`` and what came with it.

@@ -53,14 +53,16 @@ def test_quick_bench_prints_every_figure(tmp_path):
     assert "compute part" in table(report)
 
 
-def _fake_step(tmp_path, *, delays, streams=2, seconds=10.0, hop=0.5, sr=16000, lateness=0.0):
-    """A worker record as ``e2e_worker`` writes it: windows ending every hop, scored after ``delays``."""
+def _fake_step(tmp_path, *, delays, streams=2, seconds=10.0, hop=0.5, sr=16000, lateness=0.0,
+               transit=0.05):
+    """A worker record as ``e2e_worker`` writes it: windows ending every hop, scored after
+    ``delays``; 100 ms chunks arriving ``transit`` s after their capture end."""
     import numpy as np
 
     from monitor.bench.e2e import Harness
 
     start = 1_700_000_000.0
-    ends, scored = [], []
+    ends, scored, wstream, cstream, cend, carrival = [], [], [], [], [], []
     k0 = int(np.ceil(start / hop))
     n = int(seconds / hop)
     for s in range(streams):
@@ -68,9 +70,17 @@ def _fake_step(tmp_path, *, delays, streams=2, seconds=10.0, hop=0.5, sr=16000, 
             end_t = (k0 + i) * hop
             ends.append(round(end_t * sr))
             scored.append(end_t + delays(i / n))
+            wstream.append(s)
+        for j in range(1, int(seconds / 0.1) + 1):
+            cstream.append(s)
+            cend.append(round(start * sr) + j * sr // 10)
+            carrival.append(start + j * 0.1 + transit)
     np.savez(tmp_path / "windows.npz", end_sample=np.array(ends, dtype=np.int64),
-             scored_at=np.array(scored), arrival_to_scored=np.full(10, 0.05))
-    (tmp_path / "result.json").write_text(json.dumps({"rc": 0, "marks": {}, "sample_rate": sr, "hop_s": hop}))
+             scored_at=np.array(scored), arrival_to_scored=np.full(10, 0.05),
+             window_stream=np.array(wstream), chunk_stream=np.array(cstream),
+             chunk_end=np.array(cend, dtype=np.int64), chunk_arrival=np.array(carrival))
+    (tmp_path / "result.json").write_text(json.dumps({"rc": 0, "marks": {}, "sample_rate": sr, "hop_s": hop,
+                                                      "length_s": 1.0}))
     prod = {"start_ns": int(start * 1e9), "lateness_max_s": lateness}
     h = Harness.__new__(Harness)
     return h._analyse(tmp_path, streams, seconds, prod, [])
@@ -78,8 +88,10 @@ def _fake_step(tmp_path, *, delays, streams=2, seconds=10.0, hop=0.5, sr=16000, 
 
 def test_e2e_analysis_latency_and_keep_up(tmp_path):
     ok = _fake_step(tmp_path, delays=lambda f: 0.1)
-    # chunks of the last hop wait 0..400 ms for their window, plus the 100 ms window delay
-    assert ok["kept_up"] and abs(ok["p50_ms"] - 300) < 1 and abs(ok["p99_ms"] - 500) < 1
+    # chunks of the last hop wait 0..400 ms for their window, plus the 100 ms window delay;
+    # from their arrival (50 ms after capture) 50 ms less
+    assert ok["kept_up"] and abs(ok["capture_p50_ms"] - 300) < 1 and abs(ok["capture_p99_ms"] - 500) < 1
+    assert abs(ok["p50_ms"] - 250) < 1 and abs(ok["p99_ms"] - 450) < 1
     assert abs(ok["window_delay_p99_ms"] - 100) < 1e-2 and ok["windows_scored"] == ok["windows_expected"]
     behind = _fake_step(tmp_path, delays=lambda f: 0.1 + 2.0 * f)  # falling behind
     assert not behind["kept_up"] and "delay grew" in behind["reason"]
