@@ -39,7 +39,7 @@ from .sinks.base import FanOut, Sink
 from .sinks.dead_letter import DeadLetterSink
 from .sinks.jsonl import JsonlSink
 from .sinks.kafka import KafkaSink, make_producer
-from .sources.kafka_consumer import make_consumer
+from .sources.kafka_consumer import make_consumer, resolve_client
 from .sinks.stdout import StdoutSink
 from .sources.base import AudioChunk
 from .sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
@@ -251,7 +251,8 @@ class Worker:
                 delay = min(delay * 2, k.connect_retry_max_s)
         if self.stopping.is_set():
             return False
-        log.info("connected to Kafka", extra={"bootstrap": k.bootstrap, "group_id": k.group_id})
+        log.info("connected to Kafka", extra={"bootstrap": k.bootstrap, "group_id": k.group_id,
+                                              "client": resolve_client(k.client)})
         sinks: list[Sink] = []
         if self.cfg.sinks.kafka:
             sinks.append(KafkaSink(self.producer, k.events_topic))

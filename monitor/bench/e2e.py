@@ -267,6 +267,8 @@ def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
 
 
 def _search(h: Harness, *, opts, seconds: float, ceiling: float) -> dict[str, Any]:
+    from ..sources.kafka_consumer import resolve_client  # noqa: PLC0415
+
     steps: list[dict] = []
 
     def run(n: int, s: float = seconds) -> dict:
@@ -316,6 +318,7 @@ def _search(h: Harness, *, opts, seconds: float, ceiling: float) -> dict[str, An
         "e2e": {"steps": steps, "cold_start_step": cold, "latency_step_streams": half["streams"] if half else None,
                 "fraction_of_ceiling": sustained / ceiling if ceiling and sustained else None,
                 "worker_torch_threads": h.threads, "worker_service_config": h.service,
+                "worker_kafka_client": resolve_client("auto"),
                 "definition": __doc__.strip().splitlines()[0]},
         **({} if ok else {"e2e_skipped_reason": "no step kept up: " + "; ".join(s["reason"] for s in steps)}),
     }

@@ -1,5 +1,6 @@
-"""The worker's Kafka consumer: kafka-python (pure Python, the default) or librdkafka through
-confluent-kafka (``kafka.client: confluent``), behind the few kafka-python calls the worker makes.
+"""The worker's Kafka consumer: librdkafka through confluent-kafka (``kafka.client: confluent``;
+``auto``, the default, when it is installed) or kafka-python (pure Python), behind the few
+kafka-python calls the worker makes.
 
 Why a second client: at 10,000 audio chunks a second, kafka-python spends ~19 us of Python per
 message in fetch parsing plus a network thread that competes with the scoring loop for the GIL;
@@ -19,9 +20,6 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-CLIENTS = ("kafka-python", "confluent")
-
-
 class Record(NamedTuple):
     """One consumed message, with the attribute names of kafka-python's ``ConsumerRecord``."""
 
@@ -31,9 +29,20 @@ class Record(NamedTuple):
     headers: list[tuple[str, bytes]]
 
 
+def resolve_client(name: str) -> str:
+    """``auto`` -> ``confluent`` when confluent-kafka imports, else ``kafka-python``."""
+    if name != "auto":
+        return name
+    try:
+        import confluent_kafka  # noqa: F401, PLC0415
+    except ImportError:
+        return "kafka-python"
+    return "confluent"
+
+
 def make_consumer(k: KafkaConfig, *, client_id: str, client_options: dict[str, Any]):
     """A consumer for ``k.client`` (not yet subscribed); ``client_options`` = security options."""
-    if k.client == "confluent":
+    if resolve_client(k.client) == "confluent":
         return ConfluentConsumer(k, client_id=client_id, client_options=client_options)
     from kafka import KafkaConsumer  # noqa: PLC0415
 

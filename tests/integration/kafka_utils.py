@@ -19,7 +19,7 @@ TOPICS = {"machine-audio": 4, "machine-sensors": 2, "machine-events": 1, "machin
 
 def write_config(path: Path, *, bootstrap: str, routes: list[tuple[str, str]], events: Path,
                  windows: Path | None = None, health_port: int = 0, group: str | None = None,
-                 extra: str = "", client: str = "kafka-python") -> Path:
+                 extra: str = "", client: str = "auto") -> Path:
     group = group or f"test-{uuid.uuid4().hex[:10]}"
     lines = [
         "kafka:", f'  bootstrap: "{bootstrap}"', f"  group_id: {group}", f"  client: {client}",
