@@ -129,3 +129,15 @@ def create_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 
                 pass
     finally:
         admin.close()
+
+
+def delete_topics(bootstrap: str, topics: list[str], *, timeout_s: float = 20.0) -> None:
+    """Delete topics (the bench's per-step topics, so the in-memory broker does not carry every
+    earlier step's audio into the next one)."""
+    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        admin.delete_topics(topics)
+    finally:
+        admin.close()

@@ -120,9 +120,19 @@ class Harness:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            self._drop_topics([topic, f"{topic}-events", f"{topic}-dlq"])
         lines = [json.loads(x) for x in out.strip().splitlines() if x.startswith("{")]
         prod = lines[-1] if lines else {}
         return self._analyse(folder, streams, seconds, prod, samples)
+
+    def _drop_topics(self, topics: list[str]) -> None:
+        """Free the step's audio in the in-memory broker (a 1,600-stream step holds ~1 GB)."""
+        from ..broker import delete_topics  # noqa: PLC0415
+
+        try:
+            delete_topics(self.broker.bootstrap, topics)
+        except Exception as exc:  # noqa: BLE001 - a broker without DeleteTopics: keep going
+            log.warning("could not delete the step's topics: %s", exc)
 
     def _wait_ready(self, worker: subprocess.Popen, folder: Path, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
