@@ -11,6 +11,11 @@ leak guard refuses a test clip used in training). Reported per run: AUC, pAUC(0.
 AUC, the FPR / recall of the alerting decision at the stored threshold (gamma fitted on held-out
 normals, the product default) and at the paper's variant (gamma fitted on the training clips'
 window scores). Never a test clip for training or threshold choice.
+
+ws-ae training with labels picks its stage-2 margin (or none) by cross-validation over the
+labelled clips (``monitor/weak_selection.py``; the "stage 2 (cv)" column); ``--params
+'{"stage2_select": "fixed"}'`` runs the paper's recipe as such. With one labelled clip there is
+nothing to cross-validate and the paper's recipe runs.
 """
 from __future__ import annotations
 
