@@ -17,13 +17,7 @@ from monitor.errors import DataError
 SPEC = InputSpec(frames=4, features=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models train several times faster on one thread than on two busy ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _windows(n: int, seed: int, bump: float = 0.0) -> torch.Tensor:

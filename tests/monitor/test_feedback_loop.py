@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from models.artifacts import LATEST, set_latest
 from monitor.cli import main
@@ -28,12 +27,7 @@ CHUNK = 1600  # 100 ms
 STRONG, WEAK = 0.3, 0.06  # harmonic fault strengths: v1 catches STRONG, misses WEAK
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

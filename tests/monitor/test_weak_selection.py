@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from monitor.training import TrainOptions, train_audio
 from monitor.weak_selection import window_auc
@@ -15,12 +14,7 @@ from monitor.weak_selection import window_auc
 FAST = {"epochs": 15, "stage2_epochs": 10, "batch_size": 32, "patience": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write(folder: Path, clips) -> Path:
