@@ -66,3 +66,21 @@ def test_shipped_configs_load(monkeypatch):
     for name in ("edge.yaml", "demo.yaml"):
         if (root / name).exists():
             load_config(root / name, env={})
+
+
+def test_librdkafka_gets_the_same_settings_as_kafka_python(tmp_path):
+    """``kafka.client: confluent`` maps every consumer and security setting to librdkafka's name."""
+    from monitor.sources.kafka_consumer import _librdkafka_options, resolve_client
+
+    p = tmp_path / "c.yaml"
+    p.write_text("kafka:\n  bootstrap: b1:9092,b2:9092\n  group_id: g\n  client: confluent\n"
+                 "  security_protocol: SASL_SSL\n  sasl_mechanism: SCRAM-SHA-512\n  sasl_username: u\n"
+                 "  sasl_password: s3cret\n  ssl_cafile: /etc/ca.pem\n  fetch_max_wait_ms: 20\n")
+    k = load_config(p).kafka
+    conf = _librdkafka_options(k, "worker-0", kafka_client_options(k))
+    assert conf["bootstrap.servers"] == "b1:9092,b2:9092" and conf["group.id"] == "g"
+    assert conf["enable.auto.commit"] is False and conf["fetch.wait.max.ms"] == 20
+    assert (conf["security.protocol"], conf["sasl.mechanism"], conf["sasl.username"], conf["sasl.password"],
+            conf["ssl.ca.location"]) == ("SASL_SSL", "SCRAM-SHA-512", "u", "s3cret", "/etc/ca.pem")
+    assert resolve_client("kafka-python") == "kafka-python" and resolve_client("confluent") == "confluent"
+    assert resolve_client("auto") in ("confluent", "kafka-python")
