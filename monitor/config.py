@@ -93,6 +93,12 @@ class ServiceConfig:
                             "default, one per core): the consumer and the scorer share a worker, and "
                             "spinning extra threads slowed scoring 5x on a busy 2-core box; scale "
                             "out with --workers instead (monitor bench)")
+    gc_gen0_threshold: int = _f(50000, lo=0, hi=10_000_000, help="allocations between the "
+                                "youngest garbage collections (Python's default 700; 0 = keep it). "
+                                "At 1,000 streams the default's frequent collections cost the "
+                                "worker ~10 % CPU and the windows' p99 delay ~150 ms (monitor bench); "
+                                "the objects alive at start (models, torch) are frozen out of "
+                                "collections either way")
     model_reload_s: float = _f(5.0, lo=0, hi=86400, help="how often each worker looks for a new "
                                "version in an audio model's folder (its 'latest' file) and swaps it "
                                "in without a restart, re-scoring the windows not yet emitted; 0 = off")

@@ -95,5 +95,7 @@ def test_e2e_analysis_latency_and_keep_up(tmp_path):
     assert abs(ok["window_delay_p99_ms"] - 100) < 1e-2 and ok["windows_scored"] == ok["windows_expected"]
     behind = _fake_step(tmp_path, delays=lambda f: 0.1 + 2.0 * f)  # falling behind
     assert not behind["kept_up"] and "delay grew" in behind["reason"]
+    waiting_in_broker = _fake_step(tmp_path, delays=lambda f: 0.35, transit=0.3)  # arrival p99 450
+    assert not waiting_in_broker["kept_up"] and "from capture" in waiting_in_broker["reason"]
     slow_producer = _fake_step(tmp_path, delays=lambda f: 0.1, lateness=1.0)
     assert not slow_producer["kept_up"] and "producer" in slow_producer["reason"]
