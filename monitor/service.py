@@ -39,10 +39,10 @@ from .sinks.base import FanOut, Sink
 from .sinks.dead_letter import DeadLetterSink
 from .sinks.jsonl import JsonlSink
 from .sinks.kafka import KafkaSink, make_producer
-from .sources.kafka_consumer import make_consumer, resolve_client
 from .sinks.stdout import StdoutSink
 from .sources.base import AudioChunk
 from .sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
+from .sources.kafka_consumer import make_consumer, resolve_client
 from .sources.kafka_sensors import decode_sensors
 
 log = logging.getLogger("monitor.service")
