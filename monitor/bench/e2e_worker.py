@@ -57,9 +57,10 @@ def main(argv: list[str]) -> int:
 
         def _on_audio(self, tp, m, now: float) -> None:
             super()._on_audio(tp, m, now)
-            st = self.streams.get(m.key.decode("utf-8", "replace")) if m.key else None
+            stream = m.key.decode("utf-8", "replace") if m.key else None
+            st = self.streams.get(stream)
             if st is not None and st.last_offset == m.offset and st.tp == tp:
-                chunk_stream.append(stream_ids.setdefault(m.key.decode("utf-8", "replace"), len(stream_ids)))
+                chunk_stream.append(stream_ids.setdefault(stream, len(stream_ids)))
                 chunk_end.append(st.next_sample)
                 chunk_arrival.append(now + wall_minus_mono)
 

@@ -83,9 +83,10 @@ class ConfluentConsumer:
         except ImportError:
             raise ConfigError("kafka.client: confluent needs the confluent-kafka package "
                               "(pip install 'machine-monitor[fast-kafka]')") from None
+        from kafka.errors import KafkaError  # noqa: PLC0415
         from kafka.structs import TopicPartition  # noqa: PLC0415
 
-        self._ck, self._tp = confluent_kafka, TopicPartition
+        self._ck, self._tp, self._error = confluent_kafka, TopicPartition, KafkaError
         self._max = k.max_poll_records
         self._listener = None
         self._closing = False
@@ -93,12 +94,10 @@ class ConfluentConsumer:
 
     def _call(self, fn, *args, **kw):
         """Run a librdkafka call; its errors become kafka-python's ``KafkaError``."""
-        from kafka.errors import KafkaError  # noqa: PLC0415
-
         try:
             return fn(*args, **kw)
         except self._ck.KafkaException as exc:
-            raise KafkaError(f"librdkafka: {exc}") from exc
+            raise self._error(f"librdkafka: {exc}") from exc
 
     def _ours(self, parts) -> list:
         return [self._tp(p.topic, p.partition) for p in parts]
