@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .event_audio import EventAudioSpec, EventAudioStore
 from .health import HealthServer, Metrics
 from .model_watch import ModelWatcher
+from .process_tuning import keep_heap, tune_gc
 from .runner import StreamRunner
 from .sinks.base import FanOut, Sink
 from .sinks.dead_letter import DeadLetterSink
@@ -215,6 +216,7 @@ class Worker:
             if not self._connect():
                 return 0
             tune_gc(cfg.service.gc_gen0_threshold)
+            keep_heap(cfg.service.heap_keep_mb)
             self._loop()
             self._shutdown()
             return 0
@@ -560,19 +562,6 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         self.worker.on_assigned(assigned)
-
-
-def tune_gc(gen0_threshold: int) -> None:
-    """Freeze what is alive after start-up (models, torch, the client) so that collections do
-    not walk it again, and collect the young generation less often: the scoring loop allocates
-    many short-lived objects per message, none of them in cycles that matter for memory."""
-    import gc  # noqa: PLC0415
-
-    gc.collect()
-    gc.freeze()
-    if gen0_threshold:
-        _, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 def _answers(host_port: str) -> bool:
