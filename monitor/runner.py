@@ -20,7 +20,7 @@ from .alerting import AlertContext, HysteresisSpec, StreamAlerts
 from .event_audio import EventAudioStore
 from .model_watch import ModelWatcher
 from .sinks.base import Sink
-from .sources.base import AudioChunk
+from .sources.base import AudioChunk, float_from_pcm16
 
 
 @dataclass
@@ -76,7 +76,8 @@ class StreamRunner:
         if self.event_audio is not None:
             self.event_audio.on_chunk(chunk)
         if self.watcher is not None:
-            self._raw.setdefault(chunk.stream, _RawTail(chunk.start_sample)).append(chunk.samples)
+            self._raw.setdefault(chunk.stream, _RawTail(chunk.start_sample)).append(
+                chunk.samples if chunk.pcm16 is None else chunk.pcm16)
 
     def flush(self) -> list[dict[str, Any]]:
         """Score everything queued; returns (and writes to the sink) the events it raised."""
@@ -186,8 +187,9 @@ class _RawTail:
     """A stream's samples from its first alerting window not yet emitted (for hot reload).
 
     Positions follow the pipeline's: the stream's first ``start_sample`` plus samples pushed.
-    Chunks are kept as pushed (no copy per chunk) and dropped whole once no unemitted window
-    needs them; they are joined only when a reload replays them.
+    Chunks are kept as pushed (no copy per chunk; int16 where they arrived so, half the memory
+    of their float32 samples) and dropped whole once no unemitted window needs them; they are
+    joined only when a reload replays them.
     """
 
     def __init__(self, start: int) -> None:
@@ -196,7 +198,8 @@ class _RawTail:
         self.next_window_start = start
 
     def append(self, samples: np.ndarray) -> None:
-        self.chunks.append(np.asarray(samples, np.float32))
+        """float32 samples, or int16 PCM (converted back exactly when replayed)."""
+        self.chunks.append(samples if samples.dtype == np.int16 else np.asarray(samples, np.float32))
 
     def window_done(self, w: WindowScore, model: LoadedModel) -> None:
         hop = model.window.samples(model.frontend.sample_rate)[1]
@@ -210,5 +213,6 @@ class _RawTail:
         """(start sample, samples) to push again: from the vector-grid point at or before the
         next window's start, so the new pipeline's first window is exactly that window."""
         start = max(self.start, (self.next_window_start // stride) * stride)
-        buf = np.concatenate(list(self.chunks)) if self.chunks else np.zeros(0, np.float32)
+        parts = [float_from_pcm16(c) if c.dtype == np.int16 else c for c in self.chunks]
+        buf = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return start, buf[start - self.start:]

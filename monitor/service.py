@@ -358,7 +358,8 @@ class Worker:
         if st is None or anchor is not None:
             st = self.streams[chunk.stream] = _AudioState(runners, chunk.sample_rate, start, 0, tp,
                                                           m.offset, chunk.machine)
-        ac = AudioChunk(chunk.stream, chunk.samples, chunk.sample_rate, start, machine=chunk.machine)
+        ac = AudioChunk(chunk.stream, chunk.samples, chunk.sample_rate, start, machine=chunk.machine,
+                        pcm16=chunk.pcm16)
         for r in runners:
             r.push(ac, warmup=warmup)
         self.book.chunk(chunk.stream, tp, m.offset, start, anchor=anchor)

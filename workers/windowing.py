@@ -222,8 +222,8 @@ class WindowAggregator:
         # kept as pieces until a window closes (most pushes close none): one concatenation
         # per window instead of one per push
         self._pieces.append(np.asarray(scores, dtype=np.float64)[skip:])
-        if contributions is not None:
-            self._contrib_pieces.append(np.asarray(contributions, dtype=np.float64)[skip:])
+        if contributions is not None:  # kept as given (float32 from the scorers): averaged in float64
+            self._contrib_pieces.append(np.asarray(contributions)[skip:])
         if self.last_vector(self.next_window) >= end:
             return []
         self.scores = np.concatenate([self.scores, *self._pieces])
@@ -239,7 +239,7 @@ class WindowAggregator:
             lo = max(lo, 0)
             sel = self.scores[lo:hi]
             if len(sel):
-                contrib = None if self.contrib is None else self.contrib[lo:hi].mean(axis=0)
+                contrib = None if self.contrib is None else self.contrib[lo:hi].mean(axis=0, dtype=np.float64)
                 out.append(WindowScore(self.stream, k, k * self.hop, k * self.hop + self.length,
                                        float(sel.mean()), len(sel), contrib))
             self.next_window = k + 1

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def float_from_pcm16(pcm: np.ndarray) -> np.ndarray:
+    """int16 PCM -> float32 in [-1, 1): exact (a power-of-two scale), as soundfile decodes it."""
+    return pcm.astype(np.float32) * np.float32(1 / 32768)
+
+
 @dataclass
 class AudioChunk:
     """Mono float32 samples in [-1, 1] of one stream.
@@ -17,7 +22,9 @@ class AudioChunk:
     replay), for the capture-to-score latency; None when unknown. ``id_base`` is the index of
     sample 0 on a grid shared across processes (sensor grids anchored on the epoch lattice:
     origin / step); event ids hash ``id_base + start_sample``, so a stream picked up after a
-    restart, whose sample 0 is a later reading, keeps the ids of a clean run.
+    restart, whose sample 0 is a later reading, keeps the ids of a clean run. ``pcm16``: the
+    same samples as int16 when they arrived so (``samples`` == ``pcm16 / 32768`` exactly), for
+    whoever keeps audio for a while: half the memory of ``samples``.
     """
 
     stream: str
@@ -29,3 +36,4 @@ class AudioChunk:
     time_origin_s: float = 0.0
     capture_time_s: float | None = None
     id_base: int = 0
+    pcm16: np.ndarray | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MonitorError
+from .base import float_from_pcm16
 
 FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 REQUIRED = ("sample_rate", "channels", "format", "ts", "seq")
@@ -35,6 +36,7 @@ class KafkaAudioChunk:
     seq: int
     machine: str | None = None
     eos: bool = False
+    pcm16: np.ndarray | None = None  # the s16le mono payload itself (see AudioChunk.pcm16)
 
     def grid_sample(self) -> int:
         """This chunk's first sample on the stream's absolute grid (sample 0 = the epoch)."""
@@ -89,7 +91,7 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioC
                          f"{channels}-channel {fmt} frames ({frame} bytes each)")
     raw = np.frombuffer(value, dtype=dtype)
     if dtype.kind == "i":
-        samples = raw.astype(np.float32) * np.float32(1 / 32768)
+        samples = float_from_pcm16(raw)
     else:
         samples = raw.astype(np.float32)
         if not np.isfinite(samples).all():
@@ -99,7 +101,8 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioC
     machine = h.get("machine")
     eos = h.get("eos", b"0") in (b"1", b"true")
     return KafkaAudioChunk(stream, samples, sr, ts, seq,
-                           machine.decode("utf-8", "replace") if machine else None, eos)
+                           machine.decode("utf-8", "replace") if machine else None, eos,
+                           raw if dtype.kind == "i" and channels == 1 else None)
 
 
 def encode_audio(samples: np.ndarray, *, fmt: str = "s16le") -> bytes:

@@ -18,7 +18,7 @@ from monitor.event_audio import EventAudioSpec, EventAudioStore
 from monitor.model_watch import ModelWatcher
 from monitor.runner import StreamRunner
 from monitor.sinks.jsonl import JsonlSink
-from monitor.sources.base import AudioChunk
+from monitor.sources.base import AudioChunk, float_from_pcm16
 from monitor.synth import inject_fault, machine_sound
 from workers.model import load_model
 
@@ -51,11 +51,15 @@ def _faulty(strength: float, seed: int, seconds: float = 12.0) -> np.ndarray:
     return inject_fault(x, kind="harmonic", start_s=4, end_s=9, strength=strength, seed=seed)
 
 
-def _feed(runner: StreamRunner, stream: str, audio: np.ndarray, start: int = 0, end: bool = False):
+def _feed(runner: StreamRunner, stream: str, audio: np.ndarray, start: int = 0, end: bool = False,
+          pcm16: np.ndarray | None = None):
+    """``pcm16``: the same audio as int16 (as an s16le Kafka chunk carries it), passed along."""
     events = []
     for i in range(0, len(audio), CHUNK):
         last = end and i + CHUNK >= len(audio)
-        events += runner.feed(AudioChunk(stream, audio[i:i + CHUNK], SR, start + i, end_of_stream=last))
+        pcm = None if pcm16 is None else pcm16[i:i + CHUNK]
+        events += runner.feed(AudioChunk(stream, audio[i:i + CHUNK], SR, start + i, end_of_stream=last,
+                                         pcm16=pcm))
     return events
 
 
@@ -113,8 +117,10 @@ def test_label_retrain_hot_reload_detects_the_missed_fault(v1_root, tmp_path, ca
     assert _feed(quiet, "normal", machine_sound(seconds=12, f0=110, seed=300), end=True) == []
 
 
-def test_reload_rescores_only_unemitted_windows_and_loses_none(v1_root, tmp_path):
-    """A reload to a model with the same weights gives exactly the windows of no reload."""
+@pytest.mark.parametrize("as_pcm16", [False, True], ids=["float32", "int16-kept"])
+def test_reload_rescores_only_unemitted_windows_and_loses_none(v1_root, tmp_path, as_pcm16):
+    """A reload to a model with the same weights gives exactly the windows of no reload; also
+    when the stream arrived as int16 PCM and the runner kept that instead of float32."""
     root = tmp_path / "M"
     shutil.copytree(v1_root / "M", root)
     v1_dir = root / (root / LATEST).read_text().strip()
@@ -124,6 +130,10 @@ def test_reload_rescores_only_unemitted_windows_and_loses_none(v1_root, tmp_path
     meta["model_version"] = "ws-ae-twin"
     (twin / "meta.json").write_text(json.dumps(meta))
     audio = _faulty(STRONG, seed=5, seconds=9.0)
+    pcm = None
+    if as_pcm16:
+        pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
+        audio = float_from_pcm16(pcm)
 
     plain = StreamRunner(load_model(v1_dir, device="cpu"), keep_windows=True)
     _feed(plain, "s", audio, end=True)
@@ -132,9 +142,11 @@ def test_reload_rescores_only_unemitted_windows_and_loses_none(v1_root, tmp_path
                           watcher=ModelWatcher(root, current_version=model.version, every_s=0.0,
                                                device="cpu"))
     half = (len(audio) // 2 // CHUNK) * CHUNK + 700  # mid-window, mid-frame
-    _feed(runner, "s", audio[:half])
+    _feed(runner, "s", audio[:half], pcm16=None if pcm is None else pcm[:half])
+    if as_pcm16:
+        assert all(c.dtype == np.int16 for c in runner._raw["s"].chunks)
     set_latest(root, "ws-ae-twin")
-    _feed(runner, "s", audio[half:], start=half, end=True)
+    _feed(runner, "s", audio[half:], start=half, end=True, pcm16=None if pcm is None else pcm[half:])
     assert runner.reloads == 1
     a, b = plain.finished[0].windows, runner.finished[0].windows
     assert [w.index for w in a] == [w.index for w in b]
@@ -173,3 +185,24 @@ def test_event_audio_store_keeps_exact_audio_and_evicts_the_oldest(tmp_path):
     assert side["complete"] and side["audio_start_sample"] == 7 * SR
     # the ring keeps retain_s seconds only: older audio is gone from memory
     assert store._rings["s"].start == 5 * SR
+
+
+def test_event_audio_from_int16_chunks_of_any_size_is_exact(tmp_path):
+    """Chunks kept as int16 and cut anywhere: an event's audio is exactly its samples as float32."""
+    store = EventAudioStore(EventAudioSpec(tmp_path / "a", retain_s=2.0, max_event_s=4.0))
+    pcm = (np.random.default_rng(4).uniform(-1, 1, 6 * SR) * 20000).astype(np.int16)
+    audio = float_from_pcm16(pcm)
+    i, sizes = 0, [1600, 733, 2048, 91]
+    while i < len(pcm):
+        n = sizes[i % len(sizes)]
+        store.on_chunk(AudioChunk("s", audio[i:i + n], SR, i, pcm16=pcm[i:i + n]))
+        i += n
+    assert all(c.dtype == np.int16 for c in store._rings["s"].chunks)
+    a, b = 4 * SR + 123, 6 * SR - 77  # inside the last 2 s, cut mid-chunk at both ends
+    store.on_event({"event_id": "e", "kind": "machine", "status": "closed", "stream": "s",
+                    "start_sample": a, "end_sample": b})
+    kept, _ = sf.read(tmp_path / "a" / "e.wav", dtype="float32")
+    assert np.array_equal(kept, audio[a:b])
+    # at least the last 2 s are kept, and less than one chunk more
+    ring = store._rings["s"]
+    assert ring.end - 2 * SR - max(sizes) < ring.start <= ring.end - 2 * SR

@@ -16,8 +16,10 @@ def test_audio_round_trip_s16_f32_and_stereo(rng):
     assert c.stream == "line3/pump-2" and c.seq == 3 and c.machine == "pump-2" and c.eos
     assert c.grid_sample() == 16000
     assert np.max(np.abs(c.samples - x)) <= 1 / 32768
+    # s16le mono also hands on its int16 samples, which give the float32 ones back exactly
+    assert c.pcm16.dtype == np.int16 and np.array_equal(c.pcm16.astype(np.float32) / 32768, c.samples)
     f = decode_audio(b"s", encode_audio(x, fmt="f32le"), audio_headers(sample_rate=16000, ts_ns=0, seq=0, fmt="f32le"))
-    assert np.array_equal(f.samples, x)
+    assert np.array_equal(f.samples, x) and f.pcm16 is None
     stereo = np.stack([x, -x], axis=1).astype("<f4").tobytes()
     s = decode_audio(b"s", stereo, audio_headers(sample_rate=16000, ts_ns=0, seq=0, fmt="f32le", channels=2))
     assert np.allclose(s.samples, 0)

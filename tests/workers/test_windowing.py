@@ -91,3 +91,23 @@ def test_aggregator_with_gaps_between_windows():
         out += agg.push(i, scores[i:i + 5])
     assert len(out) >= 10
     _assert_means_of_vectors_inside(out, scores, stride=stride, span=span)
+
+
+def test_aggregator_keeps_float32_contributions_and_averages_them_in_float64():
+    """The scorers' per-feature contributions arrive as float32 and are kept so (half the memory
+    per stream); each window's mean is the float64 mean of the same values, exactly."""
+    stride, span, length, hop = 4, 10, 40, 20
+    rng = np.random.default_rng(2)
+    scores = rng.random(90)
+    contrib = (rng.random((90, 16)) * 3).astype(np.float32)
+    kept = WindowAggregator("s", vector_stride=stride, vector_span=span, length=length, hop=hop)
+    wide = WindowAggregator("s", vector_stride=stride, vector_span=span, length=length, hop=hop)
+    out32, out64 = [], []
+    for i in range(0, 90, 6):
+        out32 += kept.push(i, scores[i:i + 6], contrib[i:i + 6])
+        out64 += wide.push(i, scores[i:i + 6], contrib[i:i + 6].astype(np.float64))
+    assert len(out32) == len(out64) >= 5
+    assert kept.contrib.dtype == np.float32
+    for a, b in zip(out32, out64):
+        assert a.contributions.dtype == np.float64
+        assert np.array_equal(a.contributions, b.contributions)
