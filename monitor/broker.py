@@ -6,6 +6,7 @@ topics and offsets. Production points the service at any Apache Kafka instead.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -107,18 +108,29 @@ class Broker:
         self.stop()
 
 
+@contextlib.contextmanager
+def _admin(bootstrap: str, *, timeout_s: float, client_options: dict | None = None):
+    """A kafka-python admin client for the block, closed after it."""
+    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                             **(client_options or {}))
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
 def create_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 20.0,
                   client_options: dict | None = None) -> None:
     """Create ``{topic: partitions}`` (existing topics are left as they are).
 
     Create topics explicitly: a broker that auto-creates topics gives them one partition.
     """
-    from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
+    from kafka.admin import NewTopic  # noqa: PLC0415
     from kafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                             **(client_options or {}))
-    try:
+    with _admin(bootstrap, timeout_s=timeout_s, client_options=client_options) as admin:
         existing = set(admin.list_topics())
         new = [NewTopic(t, num_partitions=n, replication_factor=1)
                for t, n in topics.items() if t not in existing]
@@ -127,17 +139,10 @@ def create_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 
                 admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
-    finally:
-        admin.close()
 
 
 def delete_topics(bootstrap: str, topics: list[str], *, timeout_s: float = 20.0) -> None:
     """Delete topics (the bench's per-step topics, so the in-memory broker does not carry every
     earlier step's audio into the next one)."""
-    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    try:
+    with _admin(bootstrap, timeout_s=timeout_s) as admin:
         admin.delete_topics(topics)
-    finally:
-        admin.close()

@@ -25,7 +25,7 @@ import numpy as np
 
 from workers.sensor_frontend import SensorSpec
 
-from .alerting.events import event_id, make_event
+from .alerting.events import make_event
 
 FLAT_LINE, OUT_OF_RANGE, STEP, GAP = "flat-line", "out-of-range", "step", "gap"
 
@@ -166,9 +166,7 @@ class SensorHealth:
                         model_version=x.model_version, start_sample=start,
                         end_sample=max(end, start + 1), sample_rate=1.0 / x.step_s,
                         time_origin_s=x.time_origin_s, id_base=x.id_base, channel=channel,
+                        id_kind=f"{kind}:{channel}" if channel is not None else None,
                         explanation={"channel": channel} if channel else None,
                         **{k: v for k, v in fields.items() if v is not None})
-        if channel is not None:  # one condition per channel: the channel is part of the id
-            ev["event_id"] = event_id(stream=x.stream, scorer=x.scorer, model_version=x.model_version,
-                                      start_sample=x.id_base + start, kind=f"{kind}:{channel}")
         return ev

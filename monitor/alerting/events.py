@@ -20,13 +20,15 @@ def event_id(*, stream: str, scorer: str, model_version: str, start_sample: int,
 
 def make_event(*, status: str, kind: str, stream: str, machine: str | None, scorer: str,
                model_version: str, start_sample: int, end_sample: int, sample_rate: int,
-               time_origin_s: float = 0.0, id_base: int = 0, **fields: Any) -> dict[str, Any]:
+               time_origin_s: float = 0.0, id_base: int = 0, id_kind: str | None = None,
+               **fields: Any) -> dict[str, Any]:
     """An event record; ``start``/``end`` are seconds on the stream clock (epoch for live input);
-    the id hashes ``id_base + start_sample`` (``AudioChunk.id_base``)."""
+    the id hashes ``id_base + start_sample`` (``AudioChunk.id_base``) and ``id_kind`` (default
+    ``kind``; a per-channel condition adds its channel, so two channels never share an id)."""
     ev = {
         "schema": SCHEMA,
         "event_id": event_id(stream=stream, scorer=scorer, model_version=model_version,
-                             start_sample=id_base + start_sample, kind=kind),
+                             start_sample=id_base + start_sample, kind=id_kind or kind),
         "status": status,
         "kind": kind,
         "stream": stream,

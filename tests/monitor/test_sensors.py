@@ -145,6 +145,15 @@ def test_sensor_model_meta_and_replay_events(sensor_model):
     kinds = {(e["kind"], e.get("channel")) for e in events if e["status"] == "open"}
     assert ("gap", None) in kinds and ("flat-line", "current") in kinds
     assert ("out-of-range", "temp") in kinds and ("step", "temp") in kinds
+    # a per-channel condition's id hashes its channel (and the reading's index on the epoch
+    # lattice: start / step, the step is 1 s here); an open and its close share the id
+    from monitor.alerting import event_id
+
+    flat = [e for e in events if e["kind"] == "flat-line" and e["channel"] == "current"]
+    assert flat[0]["event_id"] == event_id(stream=flat[0]["stream"], scorer=flat[0]["scorer"],
+                                           model_version=flat[0]["model_version"],
+                                           start_sample=round(flat[0]["start"]), kind="flat-line:current")
+    assert {e["event_id"] for e in flat if e["start_sample"] == flat[0]["start_sample"]} == {flat[0]["event_id"]}
     gap = next(e for e in events if e["kind"] == "gap")
     assert 595 <= gap["start"] - t0 <= 601 and 629 <= gap["end"] - t0 <= 631 and gap["missing_s"] > 25
     # the machine event during the gap is closed by it; nothing is scored across it
