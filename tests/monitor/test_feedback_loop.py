@@ -5,6 +5,7 @@ weaker instance of the labelled fault, missed before, is now detected."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -206,3 +207,29 @@ def test_event_audio_from_int16_chunks_of_any_size_is_exact(tmp_path):
     # at least the last 2 s are kept, and less than one chunk more
     ring = store._rings["s"]
     assert ring.end - 2 * SR - max(sizes) < ring.start <= ring.end - 2 * SR
+
+
+def test_event_audio_store_bounds_count_and_bytes_across_restarts(tmp_path):
+    """A store keeps its files' count and bytes in memory; one started on a folder an earlier
+    run filled counts those files and evicts the oldest first."""
+    audio = (np.arange(4 * SR) % 500 / 500.0).astype(np.float32)
+
+    def fill(store, ids):
+        for i in range(0, len(audio), CHUNK):
+            store.on_chunk(AudioChunk("s", audio[i:i + CHUNK], SR, i))
+        for k in ids:  # 1 s events: 64 kB of float32 audio each
+            store.on_event({"event_id": k, "kind": "machine", "status": "closed", "stream": "s",
+                            "start_sample": SR, "end_sample": 2 * SR})
+
+    first = EventAudioStore(EventAudioSpec(tmp_path / "a", max_events=10, retain_s=4.0))
+    fill(first, ["a0", "a1", "a2"])
+    for age, k in enumerate(["a0", "a1", "a2"]):  # written long ago, in this order
+        os.utime(tmp_path / "a" / f"{k}.wav", ns=((age + 1) * 10**9,) * 2)
+    assert first.evicted == 0 and first._total > 3 * 64000
+    # a restart with room for 4 events and ~2.5 events' bytes: the oldest two go
+    again = EventAudioStore(EventAudioSpec(tmp_path / "a", max_events=4, max_bytes=int(2.5 * 66000),
+                                           retain_s=4.0))
+    fill(again, ["b0"])
+    left = sorted(p.stem for p in (tmp_path / "a").glob("*.wav"))
+    assert left == ["a2", "b0"] and again.evicted == 2
+    assert again._total == sum(p.stat().st_size for p in (tmp_path / "a").iterdir())
