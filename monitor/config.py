@@ -104,8 +104,9 @@ class ServiceConfig:
                                 "collections either way")
     heap_keep_mb: int = _f(64, lo=0, hi=65536, help="freed C-heap memory the worker keeps for "
                            "the next flush instead of returning it and faulting its pages in "
-                           "again (glibc; 0 = the C library's default): +5-10 % on the compute "
-                           "part (monitor bench), at most this much more resident memory")
+                           "again (glibc; 0 = the C library's default): those page faults were "
+                           "6-8 % of the compute part's CPU time (monitor bench); costs at most "
+                           "this much more resident memory")
     model_reload_s: float = _f(5.0, lo=0, hi=86400, help="how often each worker looks for a new "
                                "version in an audio model's folder (its 'latest' file) and swaps it "
                                "in without a restart, re-scoring the windows not yet emitted; 0 = off")

@@ -87,7 +87,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     # the compute part is a worker's work per flush: measure it in a process set up like one
     # (the DCASE way shares the process and the setting; it allocates per clip, not per batch)
-    report["heap_keep_mb"] = ServiceConfig().heap_keep_mb if keep_heap(ServiceConfig().heap_keep_mb) else 0
+    keep_mb = ServiceConfig().heap_keep_mb
+    report["heap_keep_mb"] = keep_mb if keep_heap(keep_mb) else 0
     tmp = tempfile.TemporaryDirectory(prefix="monitor-bench-")
     work = Path(tmp.name)
     try:
