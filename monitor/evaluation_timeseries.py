@@ -108,7 +108,10 @@ def skab_runs(data: str | Path) -> list[Path]:
 
 
 def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None,
+                  on_run: Callable[..., None] | None = None) -> dict[str, Any]:
+    """``on_run(name=, windows=, labels=, n_train=, n_fit=, threshold=)``, when given, receives
+    each run's alerting-window scores (``benchmarks/skab_alerting_cv.py`` re-decides them)."""
     runs = skab_runs(data)[:opts.limit]
     frames = opts.frames or default_frames(opts.scorer)
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
@@ -132,7 +135,10 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
                                                convention=opts.threshold_convention, q=opts.threshold_q,
                                                what=f"rows {n_fit}-{n_train} of {path.name}")
         name = f"{path.parent.name}/{path.stem}"
-        events, _ = _detect(model, x, name, opts.hysteresis, 1.0)
+        events, windows = _detect(model, x, name, opts.hysteresis, 1.0)
+        if on_run is not None:
+            on_run(name=name, windows=windows, labels=y, n_train=n_train, n_fit=n_fit,
+                   threshold=model.threshold)
         pred = flags_from_events(events, len(x))[n_train:]
         c = _counts(y[n_train:], pred)
         for k in total:

@@ -88,3 +88,21 @@ def test_override_and_severity(gamma_scores):
     assert o.overridden and o.value == 10.0 and o.params == t.params
     assert t.severity(t.value) == 0.0 and t.severity(t.value + t.spread) == pytest.approx(1.0)
     assert t.classify(t.value + 1e-9) and not t.classify(t.value)
+
+
+def test_a_degenerate_free_loc_fit_falls_back_to_loc_zero():
+    """80 narrow, left-skewed scores around 1.1 (like a forecaster's hold-out rows): scipy's
+    free-loc MLE runs off to a < 1 with loc near the smallest score and put its 99 % point at
+    four times the largest score. The fallback (loc = 0) keeps it near the scores' own tail."""
+    s = 1.3 - stats.gamma.rvs(2.0, scale=0.08, size=80, random_state=np.random.default_rng(0))
+    free_a, free_loc, free_scale = stats.gamma.fit(s)
+    assert free_a < 1.0 and stats.gamma.ppf(0.99, free_a, free_loc, free_scale) > 3 * s.max()
+    t = fit_threshold(s, convention="dcase", q=0.99)
+    assert t.params["free_loc_a"] == pytest.approx(free_a) and t.params["loc"] == 0.0
+    a0, _, scale0 = stats.gamma.fit(s, floc=0.0)
+    assert t.value == pytest.approx(stats.gamma.ppf(0.99, a0, scale=scale0), rel=1e-6)
+    assert s.max() < t.value < 1.2 * s.max()
+
+
+def test_a_regular_free_loc_fit_is_kept(gamma_scores):
+    assert "free_loc_a" not in fit_threshold(gamma_scores, convention="dcase").params

@@ -1,0 +1,98 @@
+"""SKAB with alerting settings chosen by leave-one-folder-out cross-validation (outside CI).
+
+    .venv/bin/python benchmarks/skab_alerting_cv.py --out benchmarks/results/sensors/cv \
+        [--only arima,ae] [--threads 1] [--far-limit 15]
+
+The SKAB protocol of ``monitor evaluate --protocol skab`` (per run: first 400 rows train, the
+last 20 % of them held out for the gamma threshold), run once per scorer configuration of
+``sensor_benchmarks.py``. Each run's window scores are then re-decided under every setting of
+a small grid (gamma quantile x hysteresis), and the setting for each folder (valve1, valve2,
+other) is the one with the best F1 within the false-alarm limit on the *other two* folders'
+runs (``monitor/alerting_selection.py``). The pooled held-out figures say what labelled
+history from other experiments buys; the default row (q 0.99, 2-of-3 / 3) is the product's
+fixed decision, the same as ``sensor_benchmarks.py`` reports.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from monitor.alerting import HysteresisSpec  # noqa: E402
+from monitor.alerting_selection import (AlertSetting, alert_flags, counts, f1_far_mar,  # noqa: E402
+                                        leave_one_group_out, refit)
+from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
+from sensor_benchmarks import CONFIGS, DATA  # noqa: E402
+
+QS = (0.99, 0.995, 0.999)
+HYSTERESIS = (HysteresisSpec(2, 3, 3), HysteresisSpec(3, 5, 5), HysteresisSpec(1, 1, 1))
+GRID = [AlertSetting(q, h) for q, h in itertools.product(QS, HYSTERESIS)]
+DEFAULT = AlertSetting(0.99, HysteresisSpec())
+
+
+def run(name: str, far_limit: float) -> dict:
+    _, scorer, kw = CONFIGS[name]
+    kw = dict(kw)
+    opts = SensorEvalOptions(scorer=scorer, device="auto", params=kw.pop("params", {}), **kw)
+    per_run: dict[str, dict[AlertSetting, np.ndarray]] = {}
+    group_of: dict[str, str] = {}
+
+    def on_run(*, name, windows, labels, n_train, n_fit, threshold):
+        starts = np.array([w.start_sample for w in windows])
+        scores = np.array([w.score for w in windows], dtype=np.float64)
+        hold = scores[(starts >= n_fit) & (starts < n_train)]
+        per_run[name], group_of[name] = {}, name.split("/")[0]
+        for s in GRID:
+            thr = threshold if s.q == threshold.q else refit(threshold, hold, s.q)
+            pred = alert_flags(windows, thr, s.hysteresis, len(labels))[n_train:]
+            per_run[name][s] = counts(labels[n_train:], pred)
+
+    t0 = time.perf_counter()
+    res = evaluate_skab(DATA / "SKAB", opts, progress=lambda m: print(f"  {m}", flush=True), on_run=on_run)
+    default = sum(c[DEFAULT] for c in per_run.values())
+    if list(default) != [res["tp"], res["fp"], res["fn"], res["tn"]]:
+        raise SystemExit(f"{name}: re-deciding the default setting gave {default}, evaluate gave "
+                         f"{[res['tp'], res['fp'], res['fn'], res['tn']]}")
+    grid = {s.label: dict(zip(("f1", "far", "mar"), f1_far_mar(sum(c[s] for c in per_run.values()))))
+            for s in GRID}
+    cv = leave_one_group_out(per_run, group_of, far_limit=far_limit)
+    return {"config": name, "scorer": scorer, "default": {k: res[k] for k in ("f1", "far", "mar")},
+            "cv": cv, "grid_pooled_all_runs_not_a_result": grid,
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sensors" / "cv"))
+    ap.add_argument("--only", help="comma-separated scorers or config names (default: all skab-*)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--far-limit", type=float, default=15.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    want = set(args.only.split(",")) if args.only else None
+    for name, (protocol, scorer, _) in CONFIGS.items():
+        if protocol != "skab" or (want and name not in want and scorer not in want):
+            continue
+        print(f"== {name}", flush=True)
+        res = run(name, args.far_limit)
+        (out / f"{name}.json").write_text(json.dumps(res, indent=2))
+        d, cv = res["default"], res["cv"]
+        print(f"| {name} | default F1 {d['f1']:.3f} FAR {d['far']:.2f} MAR {d['mar']:.2f} | "
+              f"CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "
+              + "; ".join(f"{g}: {v['chosen']}" for g, v in cv["groups"].items()) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
