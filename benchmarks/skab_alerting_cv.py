@@ -32,7 +32,7 @@ from monitor.alerting import HysteresisSpec  # noqa: E402
 from monitor.alerting_selection import (AlertSetting, alert_flags, counts, f1_far_mar,  # noqa: E402
                                         leave_one_group_out, refit)
 from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
-from sensor_benchmarks import CONFIGS, DATA  # noqa: E402
+from sensor_benchmarks import CONFIGS, DATA, summarize  # noqa: E402
 
 QS = (0.99, 0.995, 0.999)
 HYSTERESIS = (HysteresisSpec(2, 3, 3), HysteresisSpec(3, 5, 5), HysteresisSpec(1, 1, 1))
@@ -40,7 +40,8 @@ GRID = [AlertSetting(q, h) for q, h in itertools.product(QS, HYSTERESIS)]
 DEFAULT = AlertSetting(0.99, HysteresisSpec())
 
 
-def run(name: str, far_limit: float) -> dict:
+def run(name: str, far_limit: float) -> tuple[dict, dict]:
+    """(the cross-validation report, ``evaluate``'s own result for the default decision)."""
     _, scorer, kw = CONFIGS[name]
     kw = dict(kw)
     opts = SensorEvalOptions(scorer=scorer, device="auto", params=kw.pop("params", {}), **kw)
@@ -66,9 +67,10 @@ def run(name: str, far_limit: float) -> dict:
     grid = {s.label: dict(zip(("f1", "far", "mar"), f1_far_mar(sum(c[s] for c in per_run.values()))))
             for s in GRID}
     cv = leave_one_group_out(per_run, group_of, far_limit=far_limit)
+    res.update(config=name, wall_seconds=round(time.perf_counter() - t0, 1))
     return {"config": name, "scorer": scorer, "default": {k: res[k] for k in ("f1", "far", "mar")},
             "cv": cv, "grid_pooled_all_runs_not_a_result": grid,
-            "wall_seconds": round(time.perf_counter() - t0, 1)}
+            "wall_seconds": res["wall_seconds"]}, res
 
 
 def main() -> None:
@@ -77,6 +79,8 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated scorers or config names (default: all skab-*)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--far-limit", type=float, default=15.0)
+    ap.add_argument("--results", help="also write evaluate's default result here as <config>.json "
+                                      "(sensor_benchmarks.py's folder) and refresh its summary.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -86,8 +90,11 @@ def main() -> None:
         if protocol != "skab" or (want and name not in want and scorer not in want):
             continue
         print(f"== {name}", flush=True)
-        res = run(name, args.far_limit)
+        res, default = run(name, args.far_limit)
         (out / f"{name}.json").write_text(json.dumps(res, indent=2))
+        if args.results:
+            (Path(args.results) / f"{name}.json").write_text(json.dumps(default, indent=2, default=str))
+            summarize(Path(args.results))
         d, cv = res["default"], res["cv"]
         print(f"| {name} | default F1 {d['f1']:.3f} FAR {d['far']:.2f} MAR {d['mar']:.2f} | "
               f"CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "

@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threshold-method", default="gamma", choices=METHODS)
     p.add_argument("--threshold-convention", default=None, choices=sorted(CONVENTIONS),
-                   help="gamma convention: dcase (loc free, ppf .9) or paper (loc 0, ppf .99); "
+                   help="gamma convention: dcase (loc free, ppf .9; refitted with loc 0 when the "
+                        "free fit degenerates to shape <= 1) or paper (loc 0, ppf .99); "
                         "default: the scorer's (paper for ws-ae, dcase otherwise)")
     p.add_argument("--threshold-q", type=float, help="quantile for the threshold (convention default)")
     p.add_argument("--holdout", type=float, default=0.1,
