@@ -22,6 +22,9 @@ from models.threshold import Threshold, fit_threshold
 from workers.windowing import WindowScore
 
 from .alerting import AlertContext, HysteresisSpec, StreamAlerts
+from .evaluation_timeseries import point_counts, point_metrics
+
+COUNT_KEYS = ("tp", "fp", "fn", "tn")
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,15 @@ def alert_flags(windows: Sequence[WindowScore], threshold: Threshold, spec: Hyst
 
 
 def counts(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(tp, fp, fn, tn) of point decisions."""
-    y, p = truth.astype(bool), pred.astype(bool)
-    return np.array([(y & p).sum(), (~y & p).sum(), (y & ~p).sum(), (~y & ~p).sum()], dtype=np.int64)
+    """(tp, fp, fn, tn) of point decisions, as an array (runs' counts are summed)."""
+    c = point_counts(truth, pred)
+    return np.array([c[k] for k in COUNT_KEYS], dtype=np.int64)
 
 
 def f1_far_mar(c: Iterable[int]) -> tuple[float, float, float]:
     """Point F1, false-alarm rate and missed-alarm rate (both in %) from (tp, fp, fn, tn)."""
-    tp, fp, fn, tn = (int(v) for v in c)
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return f1, 100.0 * fp / (fp + tn) if fp + tn else 0.0, 100.0 * fn / (fn + tp) if fn + tp else 0.0
+    m = point_metrics(dict(zip(COUNT_KEYS, (int(v) for v in c))))
+    return m["f1"], m["far"] or 0.0, m["mar"] or 0.0
 
 
 def choose(counts_by_setting: dict[AlertSetting, np.ndarray], far_limit: float) -> AlertSetting:
@@ -94,8 +94,7 @@ def leave_one_group_out(per_run: dict[str, dict[AlertSetting, np.ndarray]], grou
                             "held_out": {"f1": f1, "far": far, "mar": mar},
                             "runs": sum(group_of[r] == g for r in per_run)}
     f1, far, mar = f1_far_mar(total)
-    out.update(f1=f1, far=far, mar=mar, tp=int(total[0]), fp=int(total[1]), fn=int(total[2]),
-               tn=int(total[3]), far_limit=far_limit)
+    out.update(f1=f1, far=far, mar=mar, **dict(zip(COUNT_KEYS, map(int, total))), far_limit=far_limit)
     return out
 
 

@@ -64,7 +64,7 @@ class SensorEvalOptions:
     train_stride: int = 1  # training windows this many steps apart (long NAB signals)
 
 
-def _counts(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
+def point_counts(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
     y, p = y.astype(bool), p.astype(bool)
     return {"tp": int((y & p).sum()), "fp": int((~y & p).sum()), "fn": int((y & ~p).sum()),
             "tn": int((~y & ~p).sum())}
@@ -140,7 +140,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
             on_run(name=name, windows=windows, labels=y, n_train=n_train, n_fit=n_fit,
                    threshold=model.threshold)
         pred = flags_from_events(events, len(x))[n_train:]
-        c = _counts(y[n_train:], pred)
+        c = point_counts(y[n_train:], pred)
         for k in total:
             total[k] += c[k]
         rows_out.append({"run": name, "test_points": int(len(x) - n_train), "anomalies": int(y[n_train:].sum()),
