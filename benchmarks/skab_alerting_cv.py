@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monitor.alerting import HysteresisSpec  # noqa: E402
-from monitor.alerting_selection import (AlertSetting, alert_flags, counts, f1_far_mar,  # noqa: E402
-                                        leave_one_group_out, refit)
+from monitor.alerting_selection import (COUNT_KEYS, AlertSetting, alert_flags, counts,  # noqa: E402
+                                        f1_far_mar, leave_one_group_out, refit)
 from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
 from sensor_benchmarks import CONFIGS, DATA, summarize  # noqa: E402
 
@@ -53,6 +53,8 @@ def run(name: str, far_limit: float) -> tuple[dict, dict]:
         scores = np.array([w.score for w in windows], dtype=np.float64)
         hold = scores[(starts >= n_fit) & (starts < n_train)]
         per_run[name], group_of[name] = {}, name.split("/")[0]
+        if abs(refit(threshold, hold, threshold.q).value - threshold.value) > 1e-9 * abs(threshold.value):
+            raise SystemExit(f"{name}: the hold-out windows taken here do not give evaluate's threshold")
         for s in GRID:
             thr = threshold if s.q == threshold.q else refit(threshold, hold, s.q)
             pred = alert_flags(windows, thr, s.hysteresis, len(labels))[n_train:]
@@ -60,10 +62,9 @@ def run(name: str, far_limit: float) -> tuple[dict, dict]:
 
     t0 = time.perf_counter()
     res = evaluate_skab(DATA / "SKAB", opts, progress=lambda m: print(f"  {m}", flush=True), on_run=on_run)
-    default = sum(c[DEFAULT] for c in per_run.values())
-    if list(default) != [res["tp"], res["fp"], res["fn"], res["tn"]]:
-        raise SystemExit(f"{name}: re-deciding the default setting gave {default}, evaluate gave "
-                         f"{[res['tp'], res['fp'], res['fn'], res['tn']]}")
+    default, expected = sum(c[DEFAULT] for c in per_run.values()), [res[k] for k in COUNT_KEYS]
+    if list(default) != expected:
+        raise SystemExit(f"{name}: re-deciding the default setting gave {default}, evaluate gave {expected}")
     grid = {s.label: dict(zip(("f1", "far", "mar"), f1_far_mar(sum(c[s] for c in per_run.values()))))
             for s in GRID}
     cv = leave_one_group_out(per_run, group_of, far_limit=far_limit)

@@ -22,7 +22,7 @@ from models.threshold import Threshold, fit_threshold
 from workers.windowing import WindowScore
 
 from .alerting import AlertContext, HysteresisSpec, StreamAlerts
-from .evaluation_timeseries import point_counts, point_metrics
+from .evaluation_timeseries import flags_from_events, point_counts, point_metrics
 
 COUNT_KEYS = ("tp", "fp", "fn", "tn")
 
@@ -43,12 +43,8 @@ def alert_flags(windows: Sequence[WindowScore], threshold: Threshold, spec: Hyst
     """Rows inside a closed machine event when ``windows`` go through the alerting stage."""
     alerts = StreamAlerts(AlertContext(stream="run", scorer="", model_version="", sample_rate=1),
                           threshold, spec)
-    out = np.zeros(n_rows, dtype=bool)
     events = [e for w in windows for e in alerts.update(w)] + alerts.finish()
-    for e in events:
-        if e["status"] == "closed":
-            out[max(e["start_sample"], 0):min(e["end_sample"], n_rows)] = True
-    return out
+    return flags_from_events([e for e in events if e["status"] == "closed"], n_rows)
 
 
 def counts(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
