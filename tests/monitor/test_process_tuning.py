@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -32,13 +33,23 @@ def _child(keep_mb: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median_child(keep_mb: int, runs: int = 5) -> dict:
+    """Per-flush median over ``runs`` children: glibc's adaptive mmap threshold and where the
+    heap lies (address randomisation) make one child's flush counts vary between runs (the
+    default's sixth flush read 7,425, 11,521 or 2,816 faults in runs of the same code)."""
+    children = [_child(keep_mb) for _ in range(runs)]
+    return {"applied": children[0]["applied"],
+            "faults": [int(statistics.median(c["faults"][i] for c in children))
+                       for i in range(len(children[0]["faults"]))]}
+
+
 def test_zero_keeps_the_c_library_defaults():
     assert keep_heap(0) is False
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_kept_heap_serves_growing_flush_arrays_with_fewer_page_faults():
-    default, kept = _child(0), _child(64)
+    default, kept = _median_child(0), _median_child(64)
     assert default["applied"] is False and kept["applied"] is True
     # by default every array above glibc's adaptive threshold is mapped afresh and faulted in
     # page by page; kept, a later flush reuses the pages of the one before and faults in only
