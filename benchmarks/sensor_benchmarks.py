@@ -33,10 +33,16 @@ CONFIGS = {
     "skab-ae": ("skab", "ae", {"frames": 10, "params": {"epochs": 100, "batch_size": 64}}),
     "skab-lstm": ("skab", "lstm", {"frames": 60, "params": {"context": 30, "horizon": 10, "epochs": 35}}),
     "skab-tadgan": ("skab", "tadgan", {"frames": 60, "params": {"epochs": 5}}),
+    # the multivariate EWMA chart on the forecast residuals instead of the mean of |errors|
+    "skab-arima-mewma": ("skab", "arima", {"params": {"combine": "mewma"}}),
+    "skab-lstm-mewma": ("skab", "lstm", {"frames": 60, "params": {"context": 30, "horizon": 10, "epochs": 35,
+                                                                  "combine": "mewma"}}),
     "nab-art-arima": ("nab-art", "arima", {}),
     # seasonal differencing at the lag of the highest training autocorrelation (no labels), in
     # Orion's 250-step windows; the zero-inflated gamma threshold takes its exact-zero errors
     "nab-art-arima-season250": ("nab-art", "arima", {"frames": 250, "params": {"season": "auto"}}),
+    "nab-art-arima-season250-mewma": ("nab-art", "arima", {"frames": 250, "params": {"season": "auto",
+                                                                                      "combine": "mewma"}}),
     "nab-art-ae": ("nab-art", "ae", {"frames": 10, "params": {"epochs": 50}}),
     "nab-art-lstm": ("nab-art", "lstm", {"frames": 260, "train_stride": 8, "params": {"epochs": 10}}),
     # the scorer's default 35 epochs (telemanom's), on a quiet machine
@@ -44,6 +50,8 @@ CONFIGS = {
     "nab-art-tadgan": ("nab-art", "tadgan", {"frames": 100, "train_stride": 8, "params": {"epochs": 5}}),
     "nab-real-arima": ("nab-real", "arima", {}),
     "nab-real-arima-season250": ("nab-real", "arima", {"frames": 250, "params": {"season": "auto"}}),
+    "nab-real-arima-season250-mewma": ("nab-real", "arima", {"frames": 250, "params": {"season": "auto",
+                                                                                        "combine": "mewma"}}),
     "nab-real-ae": ("nab-real", "ae", {"frames": 10, "train_stride": 2, "params": {"epochs": 30}}),
     "nab-real-lstm": ("nab-real", "lstm", {"frames": 260, "train_stride": 16, "params": {"epochs": 15}}),
     "nab-real-lstm-35ep": ("nab-real", "lstm", {"frames": 260, "train_stride": 16, "params": {"epochs": 35}}),

@@ -12,7 +12,7 @@ import torch
 
 from .errors import ScorerError
 
-COMBINE = ("mean", "max", "rms")
+COMBINE = ("mean", "max", "rms", "mewma")
 
 
 def ewma_weights(n: int, span: float, *, device=None) -> torch.Tensor:
@@ -38,7 +38,44 @@ def combine_channels(per_channel: torch.Tensor, how: str) -> torch.Tensor:
         return per_channel.amax(dim=1)
     if how == "rms":
         return per_channel.square().mean(dim=1).sqrt()
-    raise ScorerError(f"unknown channel combination {how!r}; known: {', '.join(COMBINE)}")
+    raise ScorerError(f"unknown channel combination {how!r}; known: mean, max, rms")
+
+
+def window_score(errors: torch.Tensor, span: float, how: str,
+                 precision: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed normalised per-step errors ``[B, S, F]`` -> (scores ``[B]``, per-channel ``[B, F]``).
+
+    ``mean`` / ``max`` / ``rms``: the EWMA of each channel's *absolute* error, combined.
+    ``mewma``: the multivariate EWMA chart (Lowry et al. 1992) on the forecast residuals: the
+    EWMA of the *signed* errors ``z`` and its Hotelling statistic ``z' P z / F``, ``P`` the
+    inverse second moment of ``z`` on the training windows (``mewma_precision``). It weighs a
+    deviation by how unusual it is *jointly*: channels that normally move together and now
+    disagree score high even when each stays inside its own range, and noise that the signed
+    EWMA averages out does not add up. Under Gaussian residuals the statistic is chi2(F) / F,
+    a gamma distribution, which is what the alerting threshold assumes. The per-channel
+    values are the statistic's decomposition ``z_i (P z)_i / F`` (clamped at 0: a channel
+    that offsets another's deviation explains nothing).
+    """
+    if how == "mewma":
+        if precision is None:
+            raise ScorerError("mewma needs the precision matrix learned at training")
+        z = ewma_last(errors, span).double()  # collinear channels: the form cancels digits
+        parts = z * (z @ precision.double()) / z.shape[1]
+        return parts.sum(dim=1).float(), parts.clamp_min(0.0).float()
+    per_channel = ewma_last(errors.abs(), span)
+    return combine_channels(per_channel, how), per_channel
+
+
+def mewma_precision(errors: torch.Tensor, span: float, *, ridge: float = 1e-3) -> torch.Tensor:
+    """Inverse second moment of the smoothed training errors (``[N, S, F]`` -> ``[F, F]``).
+
+    Uncentred, since the chart's target is a zero forecast error; a small ridge relative to
+    the mean variance keeps it invertible when channels are collinear or constant.
+    """
+    z = torch.cat([ewma_last(errors[i:i + 4096], span) for i in range(0, len(errors), 4096)]).double()
+    second = z.T @ z / max(len(z), 1)
+    second += ridge * float(second.diagonal().mean().clamp_min(1e-12)) * torch.eye(len(second), dtype=second.dtype)
+    return torch.linalg.inv(second).float()
 
 
 def contiguous_segments(windows: torch.Tensor) -> list[torch.Tensor]:

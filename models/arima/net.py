@@ -24,6 +24,7 @@ class ArmaErrors(nn.Module):
         self.register_buffer("ma", torch.zeros(n_features, max_q))
         self.register_buffer("mu", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))  # training error scale per channel
+        self.register_buffer("precision", torch.eye(n_features))  # for combine="mewma"
         # seasonal difference lag (0 = none): y_t = x_t - x_{t-season}, before the d differences
         self.register_buffer("season", torch.zeros((), dtype=torch.long))
 

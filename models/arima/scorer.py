@@ -19,7 +19,8 @@ autocorrelation) differences the series at that lag first (seasonal ARIMA with D
 forecast then says "like one season ago, plus the ARMA dynamics of the deviation".
 
 Score: |one-step error| divided by the channel's mean absolute training error, EWMA-smoothed
-over the window (``span``), read at the last step, channels combined like the LSTM's.
+over the window (``span``), read at the last step, channels combined like the LSTM's; or, with
+``combine="mewma"``, the multivariate EWMA chart on the signed errors (``models/series.py``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..base import FitReport, Progress, Scorer, check_training_windows
 from ..errors import ScorerError
-from ..series import COMBINE, combine_channels, contiguous_segments, ewma_last
+from ..series import COMBINE, contiguous_segments, mewma_precision, window_score
 from .net import ArmaErrors
 
 
@@ -144,6 +145,8 @@ class ArimaScorer(Scorer):
             errs = torch.cat([m(s[None].float()).abs()[0] for s in raw_segments
                               if len(s) > int(m.season) + h["d"] + m.max_p])
             m.scale.copy_(errs.mean(dim=0).clamp_min(1e-3) if len(errs) else torch.ones_like(m.scale))
+            if h["combine"] == "mewma":
+                m.precision.copy_(mewma_precision(self._signed_errors(windows), h["span"]))
         return FitReport(epochs=1, seconds=time.perf_counter() - t0,
                          final_loss=float(errs.square().mean()) if len(errs) else float("nan"),
                          n_windows=int(windows.shape[0]),
@@ -151,12 +154,16 @@ class ArimaScorer(Scorer):
                                 "season": int(m.season),
                                 "segments": len(segments), "fit_points": int(len(series))})
 
+    def _signed_errors(self, x: torch.Tensor) -> torch.Tensor:
+        """One-step errors over the training error scale, ``[B, S, F]``."""
+        x = x.to(self.device, torch.float32)
+        return torch.cat([self.module(x[i:i + 4096]) for i in range(0, len(x), 4096)]) / self.module.scale
+
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.check_batch(batch)
-        errs = self.module(x).abs() / self.module.scale
-        per_channel = ewma_last(errs, self.hyper["span"])
-        return combine_channels(per_channel, self.hyper["combine"]), per_channel
+        return window_score(self.module(x) / self.module.scale, self.hyper["span"], self.hyper["combine"],
+                            self.module.precision)
 
     @classmethod
     def test_params(cls) -> dict:

@@ -7,7 +7,8 @@ the overlapping forecasts of a step the same way). The absolute errors are divid
 channel's mean training error (learned in ``fit``), EWMA-smoothed over the window's scored
 steps (``span``) and read at the last step: the window's score is about its newest reading.
 Channels are combined by ``combine`` (mean, max or rms); the per-channel values are the
-explanation. Small windows (the contract test's T = 5) shrink context and horizon to fit.
+explanation. ``combine="mewma"`` smooths the signed errors instead and scores their
+multivariate EWMA chart statistic (``models/series.py``). Small windows (the contract test's T = 5) shrink context and horizon to fit.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from torch import nn
 from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
                     finite_or_raise)
 from ..errors import ScorerError
-from ..series import COMBINE, combine_channels, ewma_last
+from ..series import COMBINE, mewma_precision, window_score
 from .net import LstmForecaster
 
 
@@ -44,6 +45,7 @@ class LstmForecastScorer(Scorer):
         net = LstmForecaster(self.input_spec.features, hidden=h["hidden"], layers=h["layers"],
                              dropout=h["dropout"], horizon=h["horizon"])
         net.register_buffer("err_scale", torch.ones(self.input_spec.features))
+        net.register_buffer("precision", torch.eye(self.input_spec.features))  # for combine="mewma"
         return net
 
     # -- window layout ------------------------------------------------------------------
@@ -64,7 +66,8 @@ class LstmForecastScorer(Scorer):
         return torch.stack(losses).mean()
 
     def _errors(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, T, F]`` -> absolute errors ``[B, S, F]`` of the scored steps ``p0+1 .. T-1``."""
+        """``[B, T, F]`` -> signed errors ``[B, S, F]`` of the scored steps ``p0+1 .. T-1``
+        (reading minus the mean of the forecasts made for it)."""
         out, p0, t = self.module(x), self.first_position, x.shape[1]
         total = torch.zeros_like(x[:, p0 + 1:])
         count = torch.zeros(t - p0 - 1, 1, device=x.device)
@@ -73,7 +76,7 @@ class LstmForecastScorer(Scorer):
                 break
             total[:, k:] += out[:, p0:t - 1 - k, k]
             count[k:] += 1
-        return (x[:, p0 + 1:] - total / count).abs()
+        return x[:, p0 + 1:] - total / count
 
     # -- contract -------------------------------------------------------------------------
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
@@ -119,7 +122,9 @@ class LstmForecastScorer(Scorer):
         self.module.eval()
         with torch.no_grad():
             errs = torch.cat([self._errors(x[i:i + 1024]) for i in range(0, len(x), 1024)])
-            self.module.err_scale.copy_(errs.mean(dim=(0, 1)).clamp_min(1e-6))
+            self.module.err_scale.copy_(errs.abs().mean(dim=(0, 1)).clamp_min(1e-6))
+            if h["combine"] == "mewma":
+                self.module.precision.copy_(mewma_precision(errs / self.module.err_scale, h["span"]))
         return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
                          n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None,
                                                        "err_scale": self.module.err_scale.tolist()})
@@ -127,8 +132,8 @@ class LstmForecastScorer(Scorer):
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.check_batch(batch)
-        per_channel = ewma_last(self._errors(x) / self.module.err_scale, self.hyper["span"])
-        return combine_channels(per_channel, self.hyper["combine"]), per_channel
+        return window_score(self._errors(x) / self.module.err_scale, self.hyper["span"], self.hyper["combine"],
+                            self.module.precision)
 
     @classmethod
     def test_params(cls) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from models.base import InputSpec
@@ -18,11 +19,12 @@ def _sines(n: int, t: int, seed: int) -> torch.Tensor:
     return torch.stack([a, b], dim=-1) + 0.02 * torch.randn(n, t, 2, generator=g)
 
 
-def test_forecaster_learns_and_flags_unforecastable_readings():
+@pytest.mark.parametrize("combine", ["mean", "mewma"])
+def test_forecaster_learns_and_flags_unforecastable_readings(combine):
     torch.set_num_threads(1)
     spec = InputSpec(frames=24, features=2)
     s = LstmForecastScorer(input_spec=spec, device="cpu", hidden=24, context=8, horizon=3, span=1,
-                           epochs=30, batch_size=64)
+                           epochs=30, batch_size=64, combine=combine)
     report = s.fit(_sines(512, 24, 0))
     assert report.final_loss < 0.05
     test = _sines(32, 24, 1)
@@ -33,6 +35,7 @@ def test_forecaster_learns_and_flags_unforecastable_readings():
     assert (odd > normal).float().mean() > 0.95
     assert (per_ch_odd.argmax(dim=1) == 1).all()  # the explanation names the spiked channel
     assert abs(float(normal.mean()) - 1.0) < 0.5  # errors are in units of the training error
+    torch.testing.assert_close(torch.cat([s.score(w[None]) for w in spiked[:8]]), odd[:8])
 
 
 def test_window_layout_adapts_to_short_windows():
