@@ -75,6 +75,9 @@ class Scorer(ABC):
     audio_defaults: ClassVar[dict[str, Any]] = {
         "n_fft": 1024, "hop_length": 512, "n_mels": 128, "frames": 5, "vector_hop": 1,
         "window_s": 1.0, "hop_s": 0.5}
+    #: Buffers added after model folders of this scorer were first written: a folder without
+    #: them loads with their initial values (which must reproduce the older behaviour).
+    added_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, input_spec: InputSpec, device: str | torch.device = "auto",
                  seed: int = 0, **hyper: Any) -> None:
@@ -122,7 +125,8 @@ class Scorer(ABC):
         return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
+        initial = self.module.state_dict()
+        self.module.load_state_dict({**{k: initial[k] for k in self.added_buffers if k not in state}, **state})
         self.module.eval()
 
     @classmethod

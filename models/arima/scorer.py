@@ -39,6 +39,7 @@ from .net import ArmaErrors
 
 class ArimaScorer(Scorer):
     name = "arima"
+    added_buffers = ("precision",)  # combine="mewma", 2026-12-02; unused by the others
     defaults = {"max_p": 3, "max_q": 1, "d": 0, "select": "aic", "span": 10, "combine": "mean",
                 "max_fit_points": 5000, "method": "hannan_rissanen", "season": 0}
     sensor_defaults = {"frames": 30}

@@ -27,6 +27,7 @@ from .net import LstmForecaster
 
 class LstmForecastScorer(Scorer):
     name = "lstm"
+    added_buffers = ("precision",)  # combine="mewma", 2026-12-02; unused by the others
     defaults = {"hidden": 80, "layers": 2, "dropout": 0.3, "horizon": 10, "context": 50,
                 "span": 10, "combine": "mean", "epochs": 35, "batch_size": 70, "lr": 1e-3,
                 "validation": 0.2, "patience": 10}

@@ -60,3 +60,17 @@ def test_arima_mewma_learns_the_precision_and_stays_batched_equal_one_by_one():
     broken = test[-1:].clone()
     broken[0, -5:, 1] -= 1.0  # the second channel leaves its partner by ~ one residual sd
     assert float(s.score(broken)) > 10 * float(batched.quantile(0.99))
+
+
+def test_a_model_saved_before_the_precision_buffer_loads_and_scores_the_same():
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(rng.standard_normal((300, 2)).cumsum(0) * 0.1, dtype=torch.float32)
+    windows = x.unfold(0, 30, 1).transpose(1, 2).contiguous()
+    s = ArimaScorer(input_spec=InputSpec(frames=30, features=2), device="cpu", max_p=1, max_q=0, select="fixed")
+    s.fit(windows)
+    old = {k: v for k, v in s.state_dict().items() if k != "precision"}  # a folder from 2026-12-01
+    again = ArimaScorer(input_spec=InputSpec(frames=30, features=2), device="cpu", max_p=1, max_q=0, select="fixed")
+    again.load_state_dict(old)
+    torch.testing.assert_close(again.score(windows), s.score(windows), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="scale"):  # other missing buffers still fail loudly
+        again.load_state_dict({k: v for k, v in old.items() if k != "scale"})
