@@ -57,9 +57,11 @@ def evaluate(folder: Path, test: Path) -> dict:
     out = {"auc": res["auc"], "pauc": res["pauc"],
            "domains": {d: v["auc"] for d, v in res.get("domains", {}).items()},
            "product": decisions(model, ordered, y, model.threshold)}
-    variant = model.meta.get("threshold_variants", {}).get("training_windows", {})
-    if "value" in variant:
-        out["paper"] = decisions(model, ordered, y, Threshold.from_dict(variant))
+    variants = model.meta.get("threshold_variants", {})
+    if "value" in variants.get("training_windows", {}):
+        out["paper"] = decisions(model, ordered, y, Threshold.from_dict(variants["training_windows"]))
+    if "value" in variants.get("held_out_windows", {}):  # trained with --threshold-folds
+        out["held_out"] = decisions(model, ordered, y, Threshold.from_dict(variants["held_out_windows"]))
     tr = model.meta["training"]
     out["train_seconds"] = tr["seconds"]
     extra = tr["fit"].get("extra") or {}
@@ -103,7 +105,8 @@ def run(args) -> dict:
                 record("ae", 0, f)
             params = json.loads(args.params) if args.params else None
             s1, _ = train_audio(base / "train", models / f"{split}-ws1-{seed}",
-                                TrainOptions(scorer="ws-ae", seed=seed, device="cpu", params=params))
+                                TrainOptions(scorer="ws-ae", seed=seed, device="cpu", params=params,
+                                             threshold_folds=args.threshold_folds))
             record("ws-ae", 0, s1)
             order = np.random.default_rng(seed).permutation(len(weak_all))
             for n in args.labels:
@@ -112,7 +115,8 @@ def run(args) -> dict:
                     continue
                 subset = [weak_all[i] for i in order[:n]]
                 f, _ = train_audio(base / "train", models / f"{split}-ws-{seed}-{n}",
-                                   TrainOptions(scorer="ws-ae", seed=seed, device="cpu", params=params),
+                                   TrainOptions(scorer="ws-ae", seed=seed, device="cpu", params=params,
+                                                threshold_folds=args.threshold_folds),
                                    weak=subset, stage1=s1)
                 record("ws-ae", n, f)
     return results
@@ -128,14 +132,19 @@ def chosen(run: dict) -> str:
 
 def summarise(results: dict, out: Path) -> str:
     runs = results["runs"]
-    lines = ["| split | model | labels | seed | AUC | pAUC | FPR (held-out thr) | recall | "
-             "FPR (paper thr) | domains | epochs | stage 2 (cv) | train s |", "|" + "---|" * 13]
+    folds = results["config"].get("threshold_folds") or 0
+    stored = f"{folds}-fold out-of-fold" if folds else "held-out"
+    lines = [f"| split | model | labels | seed | AUC | pAUC | FPR ({stored} thr) | recall | "
+             "FPR (paper thr) | FPR / recall (held-out thr) | domains | epochs | stage 2 (cv) | train s |",
+             "|" + "---|" * 14]
     for r in runs:
-        p = r.get("paper", {})
+        p, h = r.get("paper", {}), r.get("held_out")
         dom = " ".join(f"{d} {v:.3f}" for d, v in r["domains"].items())
+        held = f"{h['fpr']:.2f} / {h['recall']:.2f}" if h else "(stored)"
         lines.append(f"| {r['split']} | {r['model']} | {r['labels']} | {r['seed']} | {r['auc']:.3f} | "
                      f"{r['pauc']:.3f} | {r['product']['fpr']:.2f} | {r['product']['recall']:.2f} | "
-                     f"{p.get('fpr', float('nan')):.2f} | {dom} | {r['epochs']} | {chosen(r)} | {r['train_seconds']:.0f} |")
+                     f"{p.get('fpr', float('nan')):.2f} | {held} | {dom} | {r['epochs']} | {chosen(r)} | "
+                     f"{r['train_seconds']:.0f} |")
     lines += ["", "| split | model | labels | AUC mean +- sd | pAUC mean | FPR mean |", "|" + "---|" * 6]
     keys = sorted({(r["split"], r["model"], r["labels"]) for r in runs})
     for k in keys:
@@ -187,6 +196,8 @@ def main(argv=None) -> int:
     p.add_argument("--params", help="ws-ae parameters as JSON (variants), e.g. '{\"margin_scale\": 3}'")
     p.add_argument("--skip-ae", action="store_true", help="skip the DCASE ae rows")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threshold-folds", type=int, default=0,
+                   help="ws-ae thresholds from K-fold out-of-fold scores (monitor train --threshold-folds)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

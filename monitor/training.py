@@ -38,6 +38,9 @@ class TrainOptions:
     threshold_q: float | None = None
     holdout: float = 0.1
     min_holdout: int = 3
+    #: 0 = the threshold from the held-out clips; K >= 2 = from out-of-fold scores of every
+    #: normal clip, K extra trainings (``monitor/threshold_crossfit.py``)
+    threshold_folds: int = 0
     params: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
 
@@ -111,6 +114,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     loaded = read_clips(normals, sample_rate=spec.sample_rate, min_samples=min_samples, report=report)
     train_c, hold_c = split_holdout([c for c, _ in loaded], fraction=opts.holdout,
                                     minimum=opts.min_holdout, seed=opts.seed)
+    if opts.threshold_folds:
+        from .threshold_crossfit import fold_groups  # noqa: PLC0415
+
+        fold_groups(len(loaded), opts.threshold_folds, seed=opts.seed)  # refuse before training
     audio_of = {c.path: a for c, a in loaded}
     frontend = AudioFrontEnd(spec, device=resolve_device(opts.device))
     vectors = torch.cat([stack_frames(frontend.clip_features(audio_of[c.path]), n_frames=input_spec.frames,
@@ -157,6 +164,12 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     threshold = fit_threshold(window_scores, method=opts.threshold_method,
                               convention=convention, q=opts.threshold_q,
                               fitted_on=f"{len(window_scores)} windows of {len(hold_c)} held-out normal clips")
+    crossfit = None
+    if opts.threshold_folds:
+        held_out_threshold = threshold
+        threshold, crossfit = _crossfit_threshold(
+            cls, scorer, fit, [(c.path.name, audio_of[c.path]) for c in train_c + hold_c], weak_clips,
+            opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
              **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
     meta = {
@@ -185,11 +198,46 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         meta["training"].update(_weak_meta(weak_loaded, fit))
         meta["threshold_variants"] = _threshold_variants(
             model, [(c.path.name, audio_of[c.path]) for c in train_c], threshold)
+    if crossfit is not None:
+        meta["training"]["threshold_crossfit"] = crossfit
+        meta.setdefault("threshold_variants", {})["held_out_windows"] = held_out_threshold.to_dict()
     meta["input_level"] = _input_level([audio_of[c.path] for c in train_c], window, spec.sample_rate)
     folder = save_model(out, meta=meta, state=state)
     log.info("model saved", extra={"model": str(folder), "threshold": round(threshold.value, 6),
                                    "seconds": meta["training"]["seconds"]})
     return folder, meta
+
+
+def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
+                        weak_clips: list[tuple[str, np.ndarray, torch.Tensor]], *, opts: TrainOptions,
+                        convention: str, frontend: AudioFrontEnd, window: AlertingWindow,
+                        input_spec: InputSpec):
+    """The threshold from out-of-fold window scores of all normal ``clips``: each fold's model
+    repeats the full model's recipe (its parameters, seed and, when stage 2 ran, the labelled
+    clips at the margin it settled on) without that fold (``monitor/threshold_crossfit.py``)."""
+    from .threshold_crossfit import out_of_fold_window_scores  # noqa: PLC0415
+
+    vectors = [_clip_vectors(frontend, a, input_spec) for _, a in clips]
+    weak_v = torch.cat([v for _, _, v in weak_clips]) if weak_clips else None
+    with_labels = weak_v is not None and (fit.extra or {}).get("stages") == 2
+
+    def fit_without(skip: set[int]) -> LoadedModel:
+        x = torch.cat([v for i, v in enumerate(vectors) if i not in skip])
+        torch.manual_seed(opts.seed)
+        fold = cls(input_spec=input_spec, device=frontend.device, seed=opts.seed, **scorer.params())
+        if with_labels:
+            fold.fit(torch.cat([x, weak_v]), labels=torch.cat([torch.zeros(len(x)), torch.ones(len(weak_v))]))
+        else:
+            fold.fit(x)
+        return LoadedModel(None, {}, frontend, fold, None, window)
+
+    scores, report = out_of_fold_window_scores(
+        clips, folds=opts.threshold_folds, seed=opts.seed, fit_without=fit_without,
+        progress=lambda k, n: log.info("threshold cross-fit", extra={"fold": k, "folds": n}))
+    threshold = fit_threshold(scores, method=opts.threshold_method, convention=convention, q=opts.threshold_q,
+                              fitted_on=f"{len(scores)} out-of-fold windows of {len(clips)} normal clips "
+                                        f"({opts.threshold_folds} folds)")
+    return threshold, {**report, "stage2_in_folds": with_labels}
 
 
 def _input_level(audios: list[np.ndarray], window: AlertingWindow, sample_rate: int) -> dict[str, Any]:

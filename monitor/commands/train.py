@@ -40,12 +40,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold-q", type=float, help="quantile for the threshold (convention default)")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="fraction of normal clips held out to fit the threshold (at least 3)")
+    p.add_argument("--threshold-folds", type=int, default=0, metavar="K",
+                   help="fit the threshold on out-of-fold scores of every normal clip instead: the "
+                        "recipe is retrained K times, each without a K-th of the clips (K extra "
+                        "trainings; the held-out fit is kept in meta as a variant)")
     sensor_options.add_train_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if sensor_options.is_sensor(args):  # --time-column: sensor CSV data
+        if args.threshold_folds:
+            raise DataError("--threshold-folds is for audio models (sensor thresholds are fitted on "
+                            "the held-out rows)")
         return sensor_options.run_train(args)
     if args.from_model or args.labels:
         return _retrain(args)
@@ -54,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(scorer=args.scorer, seed=args.seed, device=args.device, epochs=args.epochs,
                         threshold_method=args.threshold_method,
                         threshold_convention=args.threshold_convention,
-                        threshold_q=args.threshold_q, holdout=args.holdout)
+                        threshold_q=args.threshold_q, holdout=args.holdout,
+                        threshold_folds=args.threshold_folds)
     progress = EpochProgress(f"train {args.scorer}")
     try:
         folder, meta = train_audio(args.data, args.out, opts, progress=progress, weak=args.weak)
@@ -93,3 +101,6 @@ def _print_model(folder, meta: dict) -> None:
     variant = meta.get("threshold_variants", {}).get("training_windows", {})
     if "value" in variant:
         print(f"          (paper variant, fitted on training windows: {variant['value']:.6g})")
+    held = meta.get("threshold_variants", {}).get("held_out_windows", {})
+    if "value" in held:
+        print(f"          (fitted on the held-out clips alone: {held['value']:.6g})")
