@@ -2,39 +2,16 @@
 saw its clips, the recipe (stage 2 included) is repeated, and bad fold counts are refused early."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import soundfile as sf
 
 from monitor.errors import DataError
 from monitor.threshold_crossfit import fold_groups, out_of_fold_window_scores
 from monitor.training import TrainOptions, train_audio
 
-FAST = {"epochs": 15, "stage2_epochs": 10, "batch_size": 32, "patience": 5}
+from .conftest import FAST_WS_AE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _write(folder: Path, clips) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, a in clips:
-        sf.write(folder / name, a, 16000, subtype="PCM_16")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    from monitor.synth import inject_fault, machine_sound
-
-    root = tmp_path_factory.mktemp("crossfit")
-    _write(root / "train", [(f"normal_id_00_{i:08d}.wav", machine_sound(seconds=4, f0=110, seed=i))
-                            for i in range(8)])
-    _write(root / "weak", [(f"anomaly_id_00_{i:08d}.wav",
-                            inject_fault(machine_sound(seconds=4, f0=110, seed=40 + i), kind="harmonic",
-                                         start_s=0, end_s=4, strength=4.0, seed=i)) for i in range(3)])
-    return root
 
 
 def test_fold_groups_partition_the_clips_and_refuse_impossible_counts():
@@ -68,24 +45,24 @@ def test_each_fold_is_scored_by_a_model_trained_without_it(trained_model):
     assert per_clip >= 1 and len(scores) == 5 * per_clip
 
 
-def test_training_with_folds_fits_on_out_of_fold_scores_and_keeps_the_held_out_fit(data, tmp_path):
-    opts = TrainOptions(scorer="ws-ae", device="cpu", params={**FAST, "stage2_select": "fixed"},
+def test_training_with_folds_fits_on_out_of_fold_scores_and_keeps_the_held_out_fit(pump_data, tmp_path):
+    opts = TrainOptions(scorer="ws-ae", device="cpu", params={**FAST_WS_AE, "stage2_select": "fixed"},
                         holdout=0.25, threshold_folds=4)
-    _, meta = train_audio(data / "train", tmp_path / "m", opts, weak=data / "weak")
+    _, meta = train_audio(pump_data / "train", tmp_path / "m", opts, weak=pump_data / "loud")
     cf, thr = meta["training"]["threshold_crossfit"], meta["threshold"]
-    assert sorted(n for f in cf["folds"] for n in f) == sorted(p.name for p in (data / "train").iterdir())
+    assert sorted(n for f in cf["folds"] for n in f) == sorted(p.name for p in (pump_data / "train").iterdir())
     assert cf["stage2_in_folds"] is True  # the folds repeat stage 2 with the labelled clips
     assert thr["fitted_on"] == f"{cf['windows']} out-of-fold windows of 8 normal clips (4 folds)"
     held = meta["threshold_variants"]["held_out_windows"]
     assert "held-out normal clips" in held["fitted_on"] and held["value"] != thr["value"]
-    plain = train_audio(data / "train", tmp_path / "p",
-                        TrainOptions(scorer="ws-ae", device="cpu", params={**FAST, "stage2_select": "fixed"},
-                                     holdout=0.25), weak=data / "weak")[1]
+    plain = train_audio(pump_data / "train", tmp_path / "p",
+                        TrainOptions(scorer="ws-ae", device="cpu", params={**FAST_WS_AE, "stage2_select": "fixed"},
+                                     holdout=0.25), weak=pump_data / "loud")[1]
     assert plain["threshold"]["value"] == pytest.approx(held["value"])  # same model, same held-out fit
     assert plain["model_version"].rsplit("-", 1)[1] == meta["model_version"].rsplit("-", 1)[1]  # weights hash
 
 
-def test_too_many_folds_are_refused_before_any_training(data, tmp_path):
+def test_too_many_folds_are_refused_before_any_training(pump_data, tmp_path):
     with pytest.raises(DataError, match="8 normal clips cannot be split into 9 folds"):
-        train_audio(data / "train", tmp_path / "m", TrainOptions(scorer="ae", device="cpu", threshold_folds=9))
+        train_audio(pump_data / "train", tmp_path / "m", TrainOptions(scorer="ae", device="cpu", threshold_folds=9))
     assert not (tmp_path / "m").exists()
