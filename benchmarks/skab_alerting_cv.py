@@ -11,10 +11,14 @@ other) is the one with the best F1 within the false-alarm limit on the *other tw
 runs (``monitor/alerting_selection.py``). The pooled held-out figures say what labelled
 history from other experiments buys; the default row (q 0.99, 2-of-3 / 3) is the product's
 fixed decision, the same as ``sensor_benchmarks.py`` reports.
+
+``--joint skab-arima,skab-arima-mewma`` chooses the scorer configuration the same way: each
+folder gets the (configuration, quantile, hysteresis) that is best on the other two folders.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -42,6 +46,12 @@ DEFAULT = AlertSetting(0.99, HysteresisSpec())
 
 def run(name: str, far_limit: float) -> tuple[dict, dict]:
     """(the cross-validation report, ``evaluate``'s own result for the default decision)."""
+    res, _, _ = collect(name, far_limit)
+    return res
+
+
+def collect(name: str, far_limit: float) -> tuple[tuple[dict, dict], dict, dict]:
+    """``run``'s result, plus each run's counts per setting and each run's folder."""
     _, scorer, kw = CONFIGS[name]
     kw = dict(kw)
     opts = SensorEvalOptions(scorer=scorer, device="auto", params=kw.pop("params", {}), **kw)
@@ -69,9 +79,24 @@ def run(name: str, far_limit: float) -> tuple[dict, dict]:
             for s in GRID}
     cv = leave_one_group_out(per_run, group_of, far_limit=far_limit)
     res.update(config=name, wall_seconds=round(time.perf_counter() - t0, 1))
-    return {"config": name, "scorer": scorer, "default": {k: res[k] for k in ("f1", "far", "mar")},
-            "cv": cv, "grid_pooled_all_runs_not_a_result": grid,
-            "wall_seconds": res["wall_seconds"]}, res
+    return ({"config": name, "scorer": scorer, "default": {k: res[k] for k in ("f1", "far", "mar")},
+             "cv": cv, "grid_pooled_all_runs_not_a_result": grid,
+             "wall_seconds": res["wall_seconds"]}, res), per_run, group_of
+
+
+def joint(names: list[str], far_limit: float) -> dict:
+    """Leave-one-folder-out over the configurations *and* the alerting grid: each folder gets
+    the (configuration, setting) best on the other folders."""
+    per_run: dict[str, dict[AlertSetting, np.ndarray]] = {}
+    group_of: dict[str, str] = {}
+    for name in names:
+        print(f"== {name}", flush=True)
+        _, runs, groups = collect(name, far_limit)
+        group_of.update(groups)
+        for run_name, by_setting in runs.items():
+            per_run.setdefault(run_name, {}).update(
+                {dataclasses.replace(s, config=name): c for s, c in by_setting.items()})
+    return {"configs": names, "cv": leave_one_group_out(per_run, group_of, far_limit=far_limit)}
 
 
 def main() -> None:
@@ -82,10 +107,20 @@ def main() -> None:
     ap.add_argument("--far-limit", type=float, default=15.0)
     ap.add_argument("--results", help="also write evaluate's default result here as <config>.json "
                                       "(sensor_benchmarks.py's folder) and refresh its summary.md")
+    ap.add_argument("--joint", help="comma-separated configs chosen among too (with the alerting "
+                                    "grid, leave-one-folder-out), e.g. skab-arima,skab-arima-mewma")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.joint:
+        names = args.joint.split(",")
+        res = joint(names, args.far_limit)
+        (out / f"joint-{'+'.join(names)}.json").write_text(json.dumps(res, indent=2))
+        cv = res["cv"]
+        print(f"| joint {'+'.join(names)} | CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "
+              + "; ".join(f"{g}: {v['chosen']}" for g, v in cv["groups"].items()) + " |", flush=True)
+        return
     want = set(args.only.split(",")) if args.only else None
     for name, (protocol, scorer, _) in CONFIGS.items():
         if protocol != "skab" or (want and name not in want and scorer not in want):

@@ -31,11 +31,13 @@ COUNT_KEYS = ("tp", "fp", "fn", "tn")
 class AlertSetting:
     q: float
     hysteresis: HysteresisSpec
+    #: the scorer configuration the scores came from, when configurations are chosen too
+    config: str = ""
 
     @property
     def label(self) -> str:
         h = self.hysteresis
-        return f"q={self.q} open {h.k}/{h.n} close {h.m}"
+        return (f"{self.config} " if self.config else "") + f"q={self.q} open {h.k}/{h.n} close {h.m}"
 
 
 def alert_flags(windows: Sequence[WindowScore], threshold: Threshold, spec: HysteresisSpec,

@@ -2,6 +2,8 @@
 the other groups only, and decisions re-run through the product's alerting stage."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,14 @@ def test_each_group_is_decided_by_the_setting_chosen_on_the_others():
 def test_one_group_cannot_be_cross_validated():
     with pytest.raises(ValueError, match="two groups"):
         leave_one_group_out({"a/1": {LOOSE: np.zeros(4)}}, {"a/1": "a"}, far_limit=15)
+
+
+def test_configurations_are_chosen_like_settings_and_named_in_the_label():
+    """skab_alerting_cv --joint: the same setting from two scorer configurations are two candidates."""
+    good, bad = np.array([80, 5, 20, 95]), np.array([60, 40, 40, 60])
+    mean, mewma = replace(STRICT, config="skab-arima"), replace(STRICT, config="skab-arima-mewma")
+    assert mean != mewma and mewma.label == f"skab-arima-mewma {STRICT.label}"
+    per_run = {"a/1": {mean: bad, mewma: good}, "b/1": {mean: bad, mewma: good}, "c/1": {mean: good, mewma: bad}}
+    res = leave_one_group_out(per_run, {r: r[0] for r in per_run}, far_limit=15)
+    assert res["groups"]["c"]["chosen"] == mewma.label  # chosen on a and b, wrong for c
+    assert res["groups"]["a"]["chosen"] == res["groups"]["b"]["chosen"] == mean.label  # ties: the first
