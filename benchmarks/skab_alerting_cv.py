@@ -63,8 +63,13 @@ def collect(name: str, far_limit: float) -> tuple[tuple[dict, dict], dict, dict]
         scores = np.array([w.score for w in windows], dtype=np.float64)
         hold = scores[(starts >= n_fit) & (starts < n_train)]
         per_run[name], group_of[name] = {}, name.split("/")[0]
-        if abs(refit(threshold, hold, threshold.q).value - threshold.value) > 1e-9 * abs(threshold.value):
-            raise SystemExit(f"{name}: the hold-out windows taken here do not give evaluate's threshold")
+        # float32 scores of the same windows differ between batch shapes (TadGAN's LSTMs: up to
+        # 3e-7 relative on valve1/2), which the gamma fit's optimiser turns into ~1.3e-5 on the
+        # threshold; other windows would move the fit far more than this
+        refitted = refit(threshold, hold, threshold.q).value
+        if abs(refitted - threshold.value) > 1e-4 * abs(threshold.value):
+            raise SystemExit(f"{name}: the hold-out windows taken here do not give evaluate's threshold "
+                             f"({refitted!r} vs {threshold.value!r})")
         for s in GRID:
             thr = threshold if s.q == threshold.q else refit(threshold, hold, s.q)
             pred = alert_flags(windows, thr, s.hysteresis, len(labels))[n_train:]
