@@ -392,8 +392,14 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
         model_version=new_model_version(scorer.name, state),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         params=scorer.params(), threshold=threshold.to_dict(), versions=_versions())
+    if "threshold_crossfit" in tr:
+        log.warning("retraining refits the threshold on the held-out clips only; the version it "
+                    "came from was cross-fitted", extra={"model": str(folder)})
+    new_meta["threshold_variants"] = {k: v for k, v in meta.get("threshold_variants", {}).items()
+                                      if k != "held_out_windows"}
     new_meta["training"] = {
-        **tr, "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
+        **{k: v for k, v in tr.items() if k != "threshold_crossfit"},
+        "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
         "labelled_events": used, "margin_factor": margin_factor, "stage": f"stage 2 from operator labels ({used['fault']} fault, "
                                           f"{used['normal']} normal events)",
         "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),

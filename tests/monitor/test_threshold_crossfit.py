@@ -66,3 +66,20 @@ def test_too_many_folds_are_refused_before_any_training(pump_data, tmp_path):
     with pytest.raises(DataError, match="8 normal clips cannot be split into 9 folds"):
         train_audio(pump_data / "train", tmp_path / "m", TrainOptions(scorer="ae", device="cpu", threshold_folds=9))
     assert not (tmp_path / "m").exists()
+
+
+def test_retraining_a_cross_fitted_model_says_its_threshold_is_held_out_again(pump_data, tmp_path):
+    import json
+
+    from monitor.training import retrain_from_labels
+
+    opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25, threshold_folds=2)
+    folder, meta = train_audio(pump_data / "train", tmp_path / "m", opts)
+    assert "threshold_crossfit" in meta["training"]
+    fault = next((pump_data / "loud").iterdir())
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"event_id": "e1", "label": "fault", "audio": str(fault)}) + "\n")
+    _, new = retrain_from_labels(folder, labels, epochs=3, device="cpu")
+    assert "threshold_crossfit" not in new["training"]
+    assert "held_out_windows" not in new["threshold_variants"]
+    assert "held-out normal clips" in new["threshold"]["fitted_on"]
