@@ -395,8 +395,9 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     if "threshold_crossfit" in tr:
         log.warning("retraining refits the threshold on the held-out clips only; the version it "
                     "came from was cross-fitted", extra={"model": str(folder)})
-    new_meta["threshold_variants"] = {k: v for k, v in meta.get("threshold_variants", {}).items()
-                                      if k != "held_out_windows"}
+    # the paper's variant of the new weights (the parent's would be stale); no cross-fit variant
+    new_meta["threshold_variants"] = _threshold_variants(
+        model, [(c.path.name, a) for c, a in loaded if c.path.name not in held_names], threshold)
     new_meta["training"] = {
         **{k: v for k, v in tr.items() if k != "threshold_crossfit"},
         "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),

@@ -82,4 +82,6 @@ def test_retraining_a_cross_fitted_model_says_its_threshold_is_held_out_again(pu
     _, new = retrain_from_labels(folder, labels, epochs=3, device="cpu")
     assert "threshold_crossfit" not in new["training"]
     assert "held_out_windows" not in new["threshold_variants"]
+    paper = new["threshold_variants"]["training_windows"]  # refitted on the new weights
+    assert paper["value"] != meta["threshold_variants"]["training_windows"]["value"]
     assert "held-out normal clips" in new["threshold"]["fitted_on"]
