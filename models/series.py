@@ -72,7 +72,7 @@ def mewma_precision(errors: torch.Tensor, span: float, *, ridge: float = 1e-3) -
     Uncentred, since the chart's target is a zero forecast error; a small ridge relative to
     the mean variance keeps it invertible when channels are collinear or constant.
     """
-    z = torch.cat([ewma_last(errors[i:i + 4096], span) for i in range(0, len(errors), 4096)]).double()
+    z = ewma_last(errors, span).double()
     second = z.T @ z / max(len(z), 1)
     second += ridge * float(second.diagonal().mean().clamp_min(1e-12)) * torch.eye(len(second), dtype=second.dtype)
     return torch.linalg.inv(second).float()

@@ -120,8 +120,8 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         fold_groups(len(loaded), opts.threshold_folds, seed=opts.seed)  # refuse before training
     audio_of = {c.path: a for c, a in loaded}
     frontend = AudioFrontEnd(spec, device=resolve_device(opts.device))
-    vectors = torch.cat([stack_frames(frontend.clip_features(audio_of[c.path]), n_frames=input_spec.frames,
-                                      hop=input_spec.hop) for c in train_c])
+    vectors_of = {c.path.name: _clip_vectors(frontend, audio_of[c.path], input_spec) for c in train_c}
+    vectors = torch.cat(list(vectors_of.values()))
     params = dict(opts.params or {})
     if opts.epochs is not None:
         params["epochs"] = opts.epochs
@@ -169,7 +169,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         held_out_threshold = threshold
         threshold, crossfit = _crossfit_threshold(
             cls, scorer, fit, [(c.path.name, audio_of[c.path]) for c in train_c + hold_c], weak_clips,
-            opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
+            known_vectors=vectors_of, opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
              **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
     meta = {
@@ -209,15 +209,18 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
 
 
 def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
-                        weak_clips: list[tuple[str, np.ndarray, torch.Tensor]], *, opts: TrainOptions,
+                        weak_clips: list[tuple[str, np.ndarray, torch.Tensor]], *,
+                        known_vectors: dict[str, torch.Tensor], opts: TrainOptions,
                         convention: str, frontend: AudioFrontEnd, window: AlertingWindow,
                         input_spec: InputSpec):
     """The threshold from out-of-fold window scores of all normal ``clips``: each fold's model
     repeats the full model's recipe (its parameters, seed and, when stage 2 ran, the labelled
-    clips at the margin it settled on) without that fold (``monitor/threshold_crossfit.py``)."""
+    clips at the margin it settled on) without that fold (``monitor/threshold_crossfit.py``).
+    ``known_vectors``: the vectors already cut per clip name (the others are cut here)."""
     from .threshold_crossfit import out_of_fold_window_scores  # noqa: PLC0415
 
-    vectors = [_clip_vectors(frontend, a, input_spec) for _, a in clips]
+    vectors = [known_vectors[n] if n in known_vectors else _clip_vectors(frontend, a, input_spec)
+               for n, a in clips]  # the training clips' vectors exist already
     weak_v = torch.cat([v for _, _, v in weak_clips]) if weak_clips else None
     with_labels = weak_v is not None and (fit.extra or {}).get("stages") == 2
 

@@ -162,9 +162,8 @@ class ArimaScorer(Scorer):
 
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.check_batch(batch)
-        return window_score(self.module(x) / self.module.scale, self.hyper["span"], self.hyper["combine"],
-                            self.module.precision)
+        return window_score(self._signed_errors(self.check_batch(batch)), self.hyper["span"],
+                            self.hyper["combine"], self.module.precision)
 
     @classmethod
     def test_params(cls) -> dict:
