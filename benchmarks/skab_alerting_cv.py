@@ -104,6 +104,11 @@ def joint(names: list[str], far_limit: float) -> dict:
     return {"configs": names, "cv": leave_one_group_out(per_run, group_of, far_limit=far_limit)}
 
 
+def _cv_line(cv: dict) -> str:
+    return (f"CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "
+            + "; ".join(f"{g}: {v['chosen']}" for g, v in cv["groups"].items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sensors" / "cv"))
@@ -123,8 +128,7 @@ def main() -> None:
         res = joint(names, args.far_limit)
         (out / f"joint-{'+'.join(names)}.json").write_text(json.dumps(res, indent=2))
         cv = res["cv"]
-        print(f"| joint {'+'.join(names)} | CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "
-              + "; ".join(f"{g}: {v['chosen']}" for g, v in cv["groups"].items()) + " |", flush=True)
+        print(f"| joint {'+'.join(names)} | {_cv_line(cv)} |", flush=True)
         return
     want = set(args.only.split(",")) if args.only else None
     for name, (protocol, scorer, _) in CONFIGS.items():
@@ -137,9 +141,8 @@ def main() -> None:
             (Path(args.results) / f"{name}.json").write_text(json.dumps(default, indent=2, default=str))
             summarize(Path(args.results))
         d, cv = res["default"], res["cv"]
-        print(f"| {name} | default F1 {d['f1']:.3f} FAR {d['far']:.2f} MAR {d['mar']:.2f} | "
-              f"CV F1 {cv['f1']:.3f} FAR {cv['far']:.2f} MAR {cv['mar']:.2f} | "
-              + "; ".join(f"{g}: {v['chosen']}" for g, v in cv["groups"].items()) + " |", flush=True)
+        print(f"| {name} | default F1 {d['f1']:.3f} FAR {d['far']:.2f} MAR {d['mar']:.2f} | {_cv_line(cv)} |",
+              flush=True)
 
 
 if __name__ == "__main__":
