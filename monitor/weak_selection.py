@@ -8,7 +8,7 @@ training asks the labels themselves: the labelled clips are split into folds; fo
 each candidate margin (a multiple of the stage-1 threshold), stage 2 runs from the stage-1
 weights on the other folds' clips, and the fold's clips are scored, window by window, against
 the held-out normal clips (the ones that also fit the alerting threshold and that no stage
-trains on). Stage 1 alone is a candidate too, scored on the same folds. Stage 2 is kept only
+trains on), both by the fold's model. Stage 1 alone is a candidate too, scored on the same folds. Stage 2 is kept only
 when a margin beats stage 1's mean window AUC; otherwise the model stays stage 1 and says so.
 """
 from __future__ import annotations
@@ -67,11 +67,12 @@ def choose_stage2(model: LoadedModel, normals: torch.Tensor,
     base = float(scorer.hyper["margin"]) / float(scorer.hyper.get("margin_scale", 1.0))
     order = np.random.default_rng(seed).permutation(len(weak))
     groups = [g.tolist() for g in np.array_split(order, min(folds, len(weak)))]
-    negatives = [w.score for r in score_clips(model, held_normals) for w in r.windows]
 
     def fold_auc(m: LoadedModel, held: list[int]) -> float:
-        results = score_clips(m, [(weak[i][0], weak[i][1]) for i in held])
-        return window_auc([w.score for r in results for w in r.windows], negatives)
+        # both sides scored by the candidate itself: stage 2 moves the normal clips' scores too
+        positives = score_clips(m, [(weak[i][0], weak[i][1]) for i in held])
+        return window_auc([w.score for r in positives for w in r.windows],
+                          [w.score for r in score_clips(m, held_normals) for w in r.windows])
 
     per_fold: dict[str, list[float]] = {"stage1": [fold_auc(model, g) for g in groups]}
     for scale in scales:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from monitor.training import TrainOptions, train_audio
 from monitor.weak_selection import window_auc
@@ -61,3 +62,27 @@ def test_stage_one_is_kept_when_it_already_ranks_every_labelled_window_first(pum
     clip = [("c", sf.read(next((pump_data / "loud").iterdir()), dtype="float32")[0])]
     a, b = (score_clips(load_model(f, device="cpu"), clip)[0].clip_score for f in (folder, plain))
     assert a == pytest.approx(b, rel=1e-6)
+
+
+
+def test_every_candidate_scores_both_sides_of_its_auc_itself(pump_data, tmp_path):
+    """The held-out normal clip is the very audio of every labelled clip: whatever stage 2 does
+    to the scores, a candidate that scores both sides itself ties every window pair (AUC 0.5),
+    so stage 1 is kept. Training once scored the normal side with the stage-1 model only and
+    read stage 2's general rise in scores as separation."""
+    from monitor.training import _clip_vectors
+    from monitor.weak_selection import choose_stage2
+    from workers.model import load_model
+
+    opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
+    folder, _ = train_audio(pump_data / "train", tmp_path / "s1", opts)
+    model = load_model(folder, device="cpu")
+    spec = model.scorer.input_spec
+    audio = sf.read(next((pump_data / "faint").iterdir()), dtype="float32")[0]
+    vectors = _clip_vectors(model.frontend, audio, spec)
+    normals = torch.cat([_clip_vectors(model.frontend, sf.read(p, dtype="float32")[0], spec)
+                         for p in sorted((pump_data / "train").iterdir())])
+    weak = [(f"copy{i}.wav", audio, vectors) for i in range(3)]
+    choice = choose_stage2(model, normals, weak, [("same.wav", audio)], seed=0, scales=(1.0, 4.0))
+    assert choice.cv == {"stage1": 0.5, "x1": 0.5, "x4": 0.5}, choice.cv
+    assert choice.scale is None
