@@ -8,8 +8,9 @@ training asks the labels themselves: the labelled clips are split into folds; fo
 each candidate margin (a multiple of the stage-1 threshold), stage 2 runs from the stage-1
 weights on the other folds' clips, and the fold's clips are scored, window by window, against
 the held-out normal clips (the ones that also fit the alerting threshold and that no stage
-trains on), both by the fold's model. Stage 1 alone is a candidate too, scored on the same folds. Stage 2 is kept only
-when a margin beats stage 1's mean window AUC; otherwise the model stays stage 1 and says so.
+trains on), both by the fold's model. Stage 1 alone is a candidate too, scored on the same
+folds. Stage 2 is kept only when a margin's mean window AUC beats stage 1's by more than the
+standard error of its per-fold gains; otherwise the model stays stage 1 and says so.
 """
 from __future__ import annotations
 
@@ -86,14 +87,33 @@ def choose_stage2(model: LoadedModel, normals: torch.Tensor,
             per_fold[key].append(fold_auc(LoadedModel(None, {}, model.frontend, trained, None,
                                                       model.window), g))
     cv = {k: float(np.mean(v)) for k, v in per_fold.items()}
-    best = max((k for k in cv if k != "stage1"), key=lambda k: cv[k])
+    gains = {k: gain_over_stage1(per_fold[k], per_fold["stage1"]) for k in cv if k != "stage1"}
+    clear = [k for k, (mean, se) in gains.items() if mean > se]
     names = [[weak[i][0] for i in g] for g in groups]
-    if cv[best] > cv["stage1"]:
+    if clear:
+        best = max(clear, key=lambda k: cv[k])
         scale = float(best[1:])
         reason = (f"stage 2 with margin x{scale:g}: cross-validated window AUC {cv[best]:.3f} "
-                  f"against {cv['stage1']:.3f} for stage 1 alone")
+                  f"against {cv['stage1']:.3f} for stage 1 alone (gain {gains[best][0]:+.3f}, "
+                  f"standard error {gains[best][1]:.3f} over {len(groups)} folds)")
     else:
+        best = max(gains, key=lambda k: cv[k])
         scale = None
-        reason = (f"stage 1 kept: no stage-2 margin beat stage 1 on held-out labelled clips "
-                  f"(best x{best[1:]} {cv[best]:.3f} vs stage 1 {cv['stage1']:.3f})")
+        reason = (f"stage 1 kept: no stage-2 margin beat stage 1 on held-out labelled clips by more "
+                  f"than its standard error (best x{best[1:]} {cv[best]:.3f} vs stage 1 "
+                  f"{cv['stage1']:.3f}: gain {gains[best][0]:+.3f}, standard error "
+                  f"{gains[best][1]:.3f} over {len(groups)} folds)")
     return Stage2Choice(scale, cv, names, per_fold, time.perf_counter() - t0, reason)
+
+
+def gain_over_stage1(candidate: list[float], stage1: list[float]) -> tuple[float, float]:
+    """(mean, standard error) of a candidate's per-fold AUC gain over stage 1 on the same folds.
+
+    Why the standard error: a fold holds one or two labelled clips, so a fold's AUC swings by
+    tenths on the clips it happens to hold (valve: one fold at .97 carried a margin whose other
+    folds lost or tied). Stage 2 is kept only when its mean gain exceeds one standard error
+    (the one-standard-error rule, with stage 1 as the simpler model).
+    """
+    d = np.asarray(candidate, float) - np.asarray(stage1, float)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+    return float(d.mean()), se

@@ -5,7 +5,8 @@ features, network, normals and seed) by >= 0.10 AUC on average, beat the DCASE a
 this split (BENCHMARKS.md §A: 0.608), and keep the test normals' false-positive rate at its
 threshold (gamma, paper convention, fitted on held-out normals) <= 0.2. Training picks the
 stage-2 margin (or none) by cross-validation over the 4 labelled clips (monitor/weak_selection.py).
-Measured here: AUC 0.938 / 0.875 / 0.906 (stage 1 0.738 / 0.800 / 0.812), FPR 0.00 / 0.10 / 0.00.
+Measured here: AUC 1.000 / 0.956 / 1.000 (stage 1 0.738 / 0.800 / 0.812), FPR 0.00 / 0.00 / 0.00
+(2026-12-02, after the selection scored both sides of its AUC with each fold model).
 The full curve (0, 1, 2, 5, all labels; valve too) is benchmarks/ws_ae_curve.py, outside CI.
 """
 from __future__ import annotations
