@@ -69,13 +69,18 @@ def choose_stage2(model: LoadedModel, normals: torch.Tensor,
     order = np.random.default_rng(seed).permutation(len(weak))
     groups = [g.tolist() for g in np.array_split(order, min(folds, len(weak)))]
 
-    def fold_auc(m: LoadedModel, held: list[int]) -> float:
-        # both sides scored by the candidate itself: stage 2 moves the normal clips' scores too
-        positives = score_clips(m, [(weak[i][0], weak[i][1]) for i in held])
-        return window_auc([w.score for r in positives for w in r.windows],
-                          [w.score for r in score_clips(m, held_normals) for w in r.windows])
+    def window_scores(m: LoadedModel, clips: list[tuple[str, np.ndarray]]) -> list[float]:
+        return [w.score for r in score_clips(m, clips) for w in r.windows]
 
-    per_fold: dict[str, list[float]] = {"stage1": [fold_auc(model, g) for g in groups]}
+    def fold_auc(m: LoadedModel, held: list[int], negatives: list[float] | None = None) -> float:
+        # both sides scored by the candidate itself: stage 2 moves the normal clips' scores too
+        if negatives is None:
+            negatives = window_scores(m, held_normals)
+        return window_auc(window_scores(m, [(weak[i][0], weak[i][1]) for i in held]), negatives)
+
+    stage1_negatives = window_scores(model, held_normals)  # the same for every fold
+    per_fold: dict[str, list[float]] = {"stage1": [fold_auc(model, g, stage1_negatives)
+                                                   for g in groups]}
     for scale in scales:
         key = f"x{scale:g}"
         per_fold[key] = []

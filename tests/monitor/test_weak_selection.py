@@ -24,7 +24,6 @@ def test_window_auc_is_the_mann_whitney_statistic_with_ties_halved():
     assert window_auc(pos.tolist(), neg.tolist()) == pytest.approx(expected)
 
 
-
 def test_one_lucky_fold_does_not_carry_a_margin():
     """Valve seed 1's record (five folds of two labelled clips): x4 won one fold by .39 and lost
     or tied the others; its mean gain (+.037) is well inside one standard error (.097)."""
@@ -35,6 +34,7 @@ def test_one_lucky_fold_does_not_carry_a_margin():
     # a gain on every fold clears it
     mean, se = gain_over_stage1([0.9, 0.8, 0.95, 0.85], [0.3, 0.6, 0.5, 0.4])
     assert mean > se
+
 
 def _selection(meta: dict) -> dict:
     return meta["training"]["fit"]["extra"]["selection"]
@@ -74,7 +74,6 @@ def test_stage_one_is_kept_when_it_already_ranks_every_labelled_window_first(pum
     clip = [("c", sf.read(next((pump_data / "loud").iterdir()), dtype="float32")[0])]
     a, b = (score_clips(load_model(f, device="cpu"), clip)[0].clip_score for f in (folder, plain))
     assert a == pytest.approx(b, rel=1e-6)
-
 
 
 def test_every_candidate_scores_both_sides_of_its_auc_itself(pump_data, tmp_path):
