@@ -12,6 +12,10 @@ are only used to count.
 - NAB: per signal, fit on the whole signal and detect on it; detected intervals are the
   alerting events; Orion's unweighted overlap-segment F1 (a true interval is found when any
   detection overlaps it; a detection overlapping none is a false positive), pooled.
+
+Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
+sigma, telemanom's dynamic threshold; ``monitor/anchor_rules.py``) make of the same window
+scores, labelled as such: SKAB on the test rows' scores, NAB on the whole signal's.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ import numpy as np
 import torch
 
 from .alerting import HysteresisSpec
+from .anchor_rules import (ORION_RULE, TELEMANOM_RULE, intervals, orion_flags, orion_rule_intervals,
+                           telemanom_flags)
 from .errors import DataError
 from .runner import StreamRunner
 from .sensor_training import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
@@ -97,6 +103,26 @@ def flags_from_events(events: list[dict], n: int) -> np.ndarray:
     return out
 
 
+def window_flags_to_rows(windows: list, flags: np.ndarray, n: int) -> np.ndarray:
+    """Rows covered by the flagged alerting windows."""
+    out = np.zeros(n, dtype=bool)
+    for w, f in zip(windows, flags):
+        if f:
+            out[max(w.start_sample, 0):min(w.end_sample, n)] = True
+    return out
+
+
+def skab_anchor_counts(windows: list, y: np.ndarray, n_train: int) -> dict[str, dict[str, int]]:
+    """Point counts on the test rows when each anchor's rule decides the test windows' scores."""
+    test = [w for w in windows if w.start_sample >= n_train]
+    scores = np.array([w.score for w in test], dtype=np.float64)
+    out = {}
+    for name, rule in (("anchor_rule", orion_flags), ("telemanom_rule", telemanom_flags)):
+        rows = window_flags_to_rows(test, rule(scores), len(y))
+        out[name] = point_counts(y[n_train:], rows[n_train:])
+    return out
+
+
 def skab_runs(data: str | Path) -> list[Path]:
     root = Path(data)
     base = root / "data" if (root / "data").is_dir() else root
@@ -115,6 +141,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
     runs = skab_runs(data)[:opts.limit]
     frames = opts.frames or default_frames(opts.scorer)
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    anchors = {k: dict(total) for k in ("anchor_rule", "telemanom_rule")}
     rows_out, fit_seconds = [], []
     for path in runs:
         table = read_sensor_csv(path, time_column="datetime")
@@ -143,9 +170,14 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
         c = point_counts(y[n_train:], pred)
         for k in total:
             total[k] += c[k]
+        ac = skab_anchor_counts(windows, y, n_train)
+        for rule, counts in ac.items():
+            for k in total:
+                anchors[rule][k] += counts[k]
         rows_out.append({"run": name, "test_points": int(len(x) - n_train), "anomalies": int(y[n_train:].sum()),
                          "events": len(events), "threshold": model.threshold.value,
-                         "fit_seconds": round(fit_seconds[-1], 3), **c, **point_metrics(c)})
+                         "fit_seconds": round(fit_seconds[-1], 3), **c, **point_metrics(c),
+                         **{rule: v for rule, v in ac.items()}})
         if progress is not None:
             progress(f"{name}: F1 {rows_out[-1]['f1']:.3f} events {len(events)} fit {fit_seconds[-1]:.1f}s")
     return {"protocol": "skab", "scorer": opts.scorer, "params": opts.params, "frames": frames,
@@ -154,6 +186,10 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
             "decision": f"gamma {opts.threshold_convention} q={opts.threshold_q or 'default'} on held-out "
                         f"train rows + hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, "
                         f"{opts.hysteresis.m} close; window {opts.window_steps or 1} step(s)",
+            "anchor_rule": {"rule": ORION_RULE + " of the test rows", **anchors["anchor_rule"],
+                            **point_metrics(anchors["anchor_rule"])},
+            "telemanom_rule": {"rule": TELEMANOM_RULE + " of the test rows", **anchors["telemanom_rule"],
+                               **point_metrics(anchors["telemanom_rule"])},
             "published": {k: {"f1": v[0], "far": v[1], "mar": v[2]} for k, v in SKAB_PUBLISHED.items()},
             "rows": rows_out}
 
@@ -188,32 +224,6 @@ def overlap_segment_counts(truth: list[tuple[float, float]], found: list[tuple[f
     return {"tp": tp, "fp": fp, "fn": len(truth) - tp}
 
 
-def orion_rule_intervals(scores: np.ndarray, times: np.ndarray, *, window_portion: float = 0.33,
-                         step_portion: float = 0.1, k: float = 4.0) -> list[tuple[float, float]]:
-    """The anchor's own decision rule, for comparison only: Orion's ``find_anomalies`` with a
-    fixed threshold, mean + ``k`` sigma of the scores inside sliding windows of a third of the
-    signal (steps of a tenth), flagged points merged into intervals (no pruning)."""
-    n = len(scores)
-    if n == 0:
-        return []
-    w, step = max(1, int(n * window_portion)), max(1, int(n * step_portion))
-    flagged = np.zeros(n, dtype=bool)
-    for a in range(0, max(n - w, 0) + 1, step):
-        seg = scores[a:a + w]
-        flagged[a:a + w] |= seg > seg.mean() + k * seg.std()
-    out, i = [], 0
-    while i < n:
-        if flagged[i]:
-            j = i
-            while j + 1 < n and flagged[j + 1]:
-                j += 1
-            out.append((float(times[i]), float(times[j])))
-            i = j + 1
-        else:
-            i += 1
-    return out
-
-
 def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     root = _nab_root(data)
@@ -227,6 +237,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
     q = opts.threshold_q
     total = {"tp": 0, "fp": 0, "fn": 0}
     anchor = {"tp": 0, "fp": 0, "fn": 0}
+    tele = dict(anchor)
     rows_out, fit_seconds = [], []
     for path in files:
         key = f"{subset}/{path.name}"
@@ -250,16 +261,20 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         found = [(e["start"], e["end"]) for e in events]
         truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
         c = overlap_segment_counts(truth, found)
-        a_found = orion_rule_intervals(np.array([w.score for w in wins]),
-                                       np.array([origin + w.start_sample * step for w in wins]))
-        ca = overlap_segment_counts(truth, a_found)
+        w_scores = np.array([w.score for w in wins])
+        w_times = np.array([origin + w.start_sample * step for w in wins])
+        a_found = orion_rule_intervals(w_scores, w_times)
+        t_found = intervals(telemanom_flags(w_scores), w_times)
+        ca, ct = overlap_segment_counts(truth, a_found), overlap_segment_counts(truth, t_found)
         for k in total:
             total[k] += c[k]
             anchor[k] += ca[k]
+            tele[k] += ct[k]
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
                          "threshold": model.threshold.value, "window_steps": wsteps, **c,
-                         "anchor_rule": {"detected": len(a_found), **ca}})
+                         "anchor_rule": {"detected": len(a_found), **ca},
+                         "telemanom_rule": {"detected": len(t_found), **ct}})
         if progress is not None:
             progress(f"{key}: tp {c['tp']} fp {c['fp']} fn {c['fn']} fit {fit_seconds[-1]:.1f}s")
     tp, fp, fn = total["tp"], total["fp"], total["fn"]
@@ -269,9 +284,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             "frames": frames, "signals": len(files), **total,
             "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
             "fit_seconds_per_signal": float(np.mean(fit_seconds)),
-            "anchor_rule": {"rule": "Orion find_anomalies, fixed threshold mean + 4 sigma in sliding windows "
-                                    "(1/3 of the signal, step 1/10), no pruning, on the same window scores",
-                            **anchor, **_prf(anchor)},
+            "anchor_rule": {"rule": ORION_RULE, **anchor, **_prf(anchor)},
+            "telemanom_rule": {"rule": TELEMANOM_RULE, **tele, **_prf(tele)},
             "decision": f"gamma {opts.threshold_convention} q={q} on the signal's own window scores + "
                         f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close; window "
                         f"{opts.window_steps or '1 % of the signal'} step(s)",

@@ -173,6 +173,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"SKAB, {res['runs']} runs, scorer {res['scorer']} ({res['decision']})")
         print(f"{'':14s} {'F1':>6s} {'FAR %':>7s} {'MAR %':>7s}")
         print(f"{'ours ' + res['scorer']:14s} {res['f1']:6.3f} {fmt(res['far'], 2):>7s} {fmt(res['mar'], 2):>7s}")
+        for key, name in (("anchor_rule", "Orion rule"), ("telemanom_rule", "telemanom rule")):
+            a = res[key]
+            print(f"{name:14s} {a['f1']:6.3f} {fmt(a['far'], 2):>7s} {fmt(a['mar'], 2):>7s}  (the anchor's decision "
+                  f"rule on our scores, for comparison)")
         for name, pub in res["published"].items():
             print(f"{name:14s} {pub['f1']:6.2f} {fmt(pub['far'], 2):>7s} {fmt(pub['mar'], 2):>7s}  (published)")
         print(f"training {res['fit_seconds_per_run']:.1f} s per run")
@@ -180,9 +184,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"NAB {res['subset']}, {res['signals']} signals, scorer {res['scorer']} ({res['decision']})")
         print(f"overlap-segment F1 {res['f1']:.3f}  precision {res['precision']:.3f}  recall "
               f"{res['recall']:.3f}  (tp {res['tp']} fp {res['fp']} fn {res['fn']})")
-        a = res["anchor_rule"]
-        print(f"anchor rule, for comparison ({a['rule']}): F1 {a['f1']:.3f}  precision "
-              f"{a['precision']:.3f}  recall {a['recall']:.3f}")
+        for key in ("anchor_rule", "telemanom_rule"):
+            a = res[key]
+            print(f"anchor rule, for comparison ({a['rule']}): F1 {a['f1']:.3f}  precision "
+                  f"{a['precision']:.3f}  recall {a['recall']:.3f}")
         for name, f1 in (res["published_orion_artificial"] or {}).items():
             print(f"  Orion 0.7.1 {name:12s} F1 {f1:.3f} (published)")
         print(f"training {res['fit_seconds_per_signal']:.1f} s per signal")

@@ -46,6 +46,11 @@ def test_skab_protocol_smoke(scorer, capsys):
     assert res["tp"] + res["fp"] + res["fn"] + res["tn"] == sum(r["test_points"] for r in rows)
     assert sum(r["anomalies"] for r in rows) == res["tp"] + res["fn"]
     assert all(r["threshold"] > 0 for r in rows)
+    # the anchors' rules decide the same test points, reported beside ours
+    for rule in ("anchor_rule", "telemanom_rule"):
+        a = res[rule]
+        assert a["tp"] + a["fp"] + a["fn"] + a["tn"] == res["tp"] + res["fp"] + res["fn"] + res["tn"]
+        assert a["rule"] and 0.0 <= a["f1"] <= 1.0
 
 
 @pytest.mark.parametrize("scorer", ["arima", "ae"])
@@ -57,5 +62,7 @@ def test_nab_protocol_smoke(scorer, capsys):
     row = res["rows"][0]
     assert row["signal"] == "artificialWithAnomaly/art_daily_flatmiddle.csv" and row["true_intervals"] == 1
     assert row["tp"] + row["fn"] == 1 and row["fp"] <= row["detected"]
+    for rule in ("anchor_rule", "telemanom_rule"):
+        assert row[rule]["tp"] + row[rule]["fn"] == 1 and row[rule]["fp"] <= row[rule]["detected"]
     assert res["published_orion_artificial"]["tadgan"] == 0.5
     assert res["anchor_rule"]["tp"] + res["anchor_rule"]["fn"] == 1

@@ -29,13 +29,3 @@ def test_point_metrics_far_mar_in_percent():
 def test_flags_from_events_cover_half_open_spans():
     ev = [{"start_sample": 2, "end_sample": 4}, {"start_sample": 8, "end_sample": 20}]
     np.testing.assert_array_equal(flags_from_events(ev, 10).nonzero()[0], [2, 3, 8, 9])
-
-
-def test_orion_anchor_rule_flags_a_burst():
-    from monitor.evaluation_timeseries import orion_rule_intervals
-
-    rng = np.random.default_rng(0)
-    s = rng.normal(size=600) * 0.1
-    s[300:305] += 5.0
-    got = orion_rule_intervals(s, np.arange(600.0))
-    assert (300.0, 304.0) in got and all(b - a < 10 for a, b in got)
