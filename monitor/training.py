@@ -332,6 +332,13 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     which lies above the paper's margin (fitted on training scores), so the paper's hinge
     would be zero on every labelled fault and teach nothing. Retraining therefore uses
     ``theta = max(stored margin, margin_factor * alerting threshold)``.
+
+    With two or more fault events and ``stage2_select="cv"`` (the default), the faults are
+    used only when cross-validation over them says they help, as ``monitor train --weak`` does
+    (``monitor/weak_selection.py``): the model as it is against retraining at ``select_scales``
+    x theta. When they do not, the faults are left out: the false alarms labelled ``normal``
+    (if any) are still learnt as normal; with none, no version is written and the returned meta
+    says why under ``training.retrain_skipped``. One fault event: the fixed recipe above.
     """
     from models.artifacts import read_model  # noqa: PLC0415
     from workers.model import load_model  # noqa: PLC0415
@@ -348,6 +355,7 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     report = ReadReport()
     min_samples = model.vector_span
     fault_v, normal_v, used, hashes = [], [], {"fault": 0, "normal": 0}, []
+    fault_clips: list[tuple[str, np.ndarray, torch.Tensor]] = []
     for eid, rec in recs.items():
         audio_path = Path(rec.get("audio") or "")
         audio_path = audio_path if audio_path.is_absolute() else base / audio_path
@@ -361,6 +369,7 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
         used[rec["label"]] += 1
         if rec["label"] == "fault":
             hashes.append(file_sha256(audio_path))
+            fault_clips.append((str(eid), a, v))
     tr = meta.get("training", {})
     data = Path(data or tr.get("data", ""))
     held_names = set(tr.get("held_out_clips", []))
@@ -381,6 +390,18 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     if model.threshold is not None and margin_factor > 0:
         scorer.hyper["margin"] = max(float(scorer.hyper["margin"] or 0.0),
                                      margin_factor * float(model.threshold.value))
+    selection = None
+    if len(fault_clips) >= 2 and scorer.hyper.get("stage2_select") == "cv":
+        selection = _select_retrain_margin(model, x_normal, fault_clips, hold, seed=int(tr.get("seed", 0)))
+        stage = f"operator labels: {selection.reason}"
+        if selection.scale is None:
+            x_fault = x_fault[:0]
+            if not normal_v:
+                log.warning("model unchanged: the labelled faults do not help", extra={
+                    "model": str(folder), "reason": selection.reason})
+                kept = {**meta, "training": {**tr, "retrain_skipped": stage,
+                                             "retrain_selection": selection.to_dict()}}
+                return folder, kept
     info = scorer.fit_weak(x_normal, x_fault, progress=progress)
     old = model.threshold
     held = score_clips(model, hold)
@@ -404,8 +425,10 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     new_meta["training"] = {
         **{k: v for k, v in tr.items() if k != "threshold_crossfit"},
         "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
-        "labelled_events": used, "margin_factor": margin_factor, "stage": f"stage 2 from operator labels ({used['fault']} fault, "
-                                          f"{used['normal']} normal events)",
+        "labelled_events": used, "margin_factor": margin_factor,
+        "stage": f"stage 2 from operator labels ({used['fault']} fault, {used['normal']} normal events"
+                 + (f"; {selection.reason}" if selection is not None else "") + ")",
+        **({"retrain_selection": selection.to_dict()} if selection is not None else {}),
         "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),
         "fit": {"epochs": info["epochs"], "seconds": info["seconds"],
                 "final_loss": info["final_loss"], "n_windows": int(len(x_normal) + len(x_fault)),
@@ -417,6 +440,26 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     log.info("model retrained from labels", extra={"model": str(saved), "from": meta["model_version"],
                                                     **{f"labels_{k}": v for k, v in used.items()}})
     return saved, new_meta
+
+
+def _select_retrain_margin(model: LoadedModel, normals: torch.Tensor,
+                           faults: list[tuple[str, np.ndarray, torch.Tensor]],
+                           hold: list[tuple[str, np.ndarray]], *, seed: int):
+    """Cross-validate retraining over the fault events: the model as it is against stage 2 at
+    ``select_scales`` x the retraining margin; sets the chosen margin on the scorer."""
+    from .weak_selection import choose_stage2  # noqa: PLC0415
+
+    h = model.scorer.hyper
+    base, kept_scale = float(h["margin"]), h.get("margin_scale", 1.0)
+    h["margin_scale"] = 1.0  # the candidates are multiples of the retraining margin itself
+    try:
+        choice = choose_stage2(model, normals, faults, hold, seed=seed, scales=tuple(h["select_scales"]),
+                               folds=int(h["select_folds"]), baseline="the current model")
+    finally:
+        h["margin_scale"] = kept_scale
+    h["margin"] = base * choice.scale if choice.scale is not None else base
+    log.info("retraining selection", extra={"choice": choice.reason, "cv": choice.cv})
+    return choice
 
 
 def _load_stage1(scorer, stage1: str | Path, held_out: list[str]) -> tuple[dict, str]:

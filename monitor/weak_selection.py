@@ -57,11 +57,13 @@ def window_auc(positives: list[float], negatives: list[float]) -> float:
 def choose_stage2(model: LoadedModel, normals: torch.Tensor,
                   weak: list[tuple[str, np.ndarray, torch.Tensor]],
                   held_normals: list[tuple[str, np.ndarray]], *, seed: int,
-                  scales: tuple[float, ...] = DEFAULT_SCALES, folds: int = 5) -> Stage2Choice:
+                  scales: tuple[float, ...] = DEFAULT_SCALES, folds: int = 5,
+                  baseline: str = "stage 1") -> Stage2Choice:
     """Cross-validate stage 2 for ``model`` (its scorer holds the stage-1 weights and margin).
 
     ``weak``: (name, audio, vectors) per labelled clip; ``held_normals``: (name, audio) of the
     held-out normal clips. The scorer is left as it came (every fold trains a copy).
+    ``baseline`` names the model as it came in the reason (retraining: "the current model").
     """
     t0 = time.perf_counter()
     scorer = model.scorer
@@ -99,13 +101,13 @@ def choose_stage2(model: LoadedModel, normals: torch.Tensor,
         best = max(clear, key=lambda k: cv[k])
         scale = float(best[1:])
         reason = (f"stage 2 with margin x{scale:g}: cross-validated window AUC {cv[best]:.3f} "
-                  f"against {cv['stage1']:.3f} for stage 1 alone (gain {gains[best][0]:+.3f}, "
+                  f"against {cv['stage1']:.3f} for {baseline} alone (gain {gains[best][0]:+.3f}, "
                   f"standard error {gains[best][1]:.3f} over {len(groups)} folds)")
     else:
         best = max(gains, key=lambda k: cv[k])
         scale = None
-        reason = (f"stage 1 kept: no stage-2 margin beat stage 1 on held-out labelled clips by more "
-                  f"than its standard error (best x{best[1:]} {cv[best]:.3f} vs stage 1 "
+        reason = (f"{baseline} kept: no stage-2 margin beat {baseline} on held-out labelled clips by "
+                  f"more than its standard error (best x{best[1:]} {cv[best]:.3f} vs {baseline} "
                   f"{cv['stage1']:.3f}: gain {gains[best][0]:+.3f}, standard error "
                   f"{gains[best][1]:.3f} over {len(groups)} folds)")
     return Stage2Choice(scale, cv, names, per_fold, time.perf_counter() - t0, reason)

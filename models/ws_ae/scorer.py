@@ -184,7 +184,7 @@ class WeaklySupervisedAEScorer(Scorer):
                 "stopped_early": epoch < epochs}
 
     def _flat(self, windows: torch.Tensor) -> torch.Tensor:
-        return windows.reshape(windows.shape[0], -1).to(self.device, torch.float32)
+        return windows.flatten(1).to(self.device, torch.float32)  # flatten: also with no windows
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(train, validation): the validation set is the last ``val_fraction`` of the vectors.

@@ -84,6 +84,11 @@ def _retrain(args: argparse.Namespace) -> int:
                                            margin_factor=args.margin_factor, progress=progress)
     finally:
         progress.close()
+    skipped = meta["training"].get("retrain_skipped")
+    if skipped:
+        print(f"unchanged {folder} (version {meta['model_version']}): no new version written")
+        print(f"because   {skipped}")
+        return 0
     _print_model(folder, meta)
     return 0
 

@@ -97,3 +97,56 @@ def test_every_candidate_scores_both_sides_of_its_auc_itself(pump_data, tmp_path
     choice = choose_stage2(model, normals, weak, [("same.wav", audio)], seed=0, scales=(1.0, 4.0))
     assert choice.cv == {"stage1": 0.5, "x1": 0.5, "x4": 0.5}, choice.cv
     assert choice.scale is None
+
+
+def _labels(path, clips: list, label: str = "fault") -> None:
+    """A labels file as ``monitor label`` writes it, one record per clip (its audio beside it)."""
+    import json
+
+    with path.open("a") as f:
+        for clip in clips:
+            f.write(json.dumps({"event_id": clip.stem, "label": label, "audio": str(clip)}) + "\n")
+
+
+def test_retraining_from_fault_labels_that_help_uses_them(pump_data, tmp_path):
+    """Three faint faults the model ranks ~0.8: cross-validated over the events, retraining at
+    some margin beats the model as it is, so a new version is written with that margin."""
+    from models.artifacts import LATEST
+    from monitor.training import retrain_from_labels
+
+    opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
+    folder, before = train_audio(pump_data / "train", tmp_path / "m", opts)
+    labels = tmp_path / "labels.jsonl"
+    _labels(labels, sorted((pump_data / "faint").iterdir()))
+    saved, meta = retrain_from_labels(tmp_path / "m", labels, device="cpu")
+    sel = meta["training"]["retrain_selection"]
+    print(f"\nretraining on faint faults: {sel['reason']}")
+    assert sel["chosen_margin_scale"] is not None, sel["reason"]
+    assert len(sel["folds"]) == 3 and set(sel["cv_window_auc"]) == {"stage1", "x1", "x2", "x4"}
+    assert saved != folder and (tmp_path / "m" / LATEST).read_text().strip() == meta["model_version"]
+    assert "for the current model alone" in meta["training"]["stage"]
+    stage2 = meta["training"]["fit"]["extra"]["stage2"]
+    base = max(before["params"]["margin"], 2.0 * before["threshold"]["value"])
+    assert stage2["margin"] == pytest.approx(base * sel["chosen_margin_scale"]) and stage2["n_anomaly"] > 0
+
+
+def test_retraining_keeps_the_model_when_the_fault_labels_teach_nothing(pump_data, tmp_path):
+    """Loud faults the model already ranks above every normal window: no retraining can beat
+    it, so no version is written; with a false alarm labelled too, only that is learnt."""
+    from models.artifacts import LATEST
+    from monitor.training import retrain_from_labels
+
+    opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
+    folder, before = train_audio(pump_data / "train", tmp_path / "m", opts)
+    labels = tmp_path / "labels.jsonl"
+    _labels(labels, sorted((pump_data / "loud").iterdir()))
+    same, meta = retrain_from_labels(tmp_path / "m", labels, device="cpu")
+    assert same == folder and meta["model_version"] == before["model_version"]
+    assert meta["training"]["retrain_skipped"].startswith("operator labels: the current model kept")
+    assert (tmp_path / "m" / LATEST).read_text().strip() == before["model_version"]
+    assert len(list((tmp_path / "m").iterdir())) == 2  # the one version and `latest`
+
+    _labels(labels, [sorted((pump_data / "train").iterdir())[0]], label="normal")
+    saved, meta = retrain_from_labels(tmp_path / "m", labels, device="cpu")
+    assert saved != folder and "the current model kept" in meta["training"]["stage"]
+    assert meta["training"]["fit"]["extra"]["stage2"]["n_anomaly"] == 0  # the faults left out
