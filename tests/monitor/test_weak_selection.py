@@ -130,23 +130,25 @@ def test_retraining_from_fault_labels_that_help_uses_them(pump_data, tmp_path):
     assert stage2["margin"] == pytest.approx(base * sel["chosen_margin_scale"]) and stage2["n_anomaly"] > 0
 
 
-def test_retraining_keeps_the_model_when_the_fault_labels_teach_nothing(pump_data, tmp_path):
+def test_retraining_keeps_the_model_when_the_fault_labels_teach_nothing(pump_data, tmp_path, capsys):
     """Loud faults the model already ranks above every normal window: no retraining can beat
     it, so no version is written; with a false alarm labelled too, only that is learnt."""
     from models.artifacts import LATEST
+    from monitor.cli import main
     from monitor.training import retrain_from_labels
 
     opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
-    folder, before = train_audio(pump_data / "train", tmp_path / "m", opts)
+    _, before = train_audio(pump_data / "train", tmp_path / "m", opts)
     labels = tmp_path / "labels.jsonl"
     _labels(labels, sorted((pump_data / "loud").iterdir()))
-    same, meta = retrain_from_labels(tmp_path / "m", labels, device="cpu")
-    assert same == folder and meta["model_version"] == before["model_version"]
-    assert meta["training"]["retrain_skipped"].startswith("operator labels: the current model kept")
+    assert main(["train", "--scorer", "ws-ae", "--from-model", str(tmp_path / "m"), "--labels", str(labels),
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "no new version written" in out and "because   operator labels: the current model kept" in out
     assert (tmp_path / "m" / LATEST).read_text().strip() == before["model_version"]
     assert len(list((tmp_path / "m").iterdir())) == 2  # the one version and `latest`
 
     _labels(labels, [sorted((pump_data / "train").iterdir())[0]], label="normal")
     saved, meta = retrain_from_labels(tmp_path / "m", labels, device="cpu")
-    assert saved != folder and "the current model kept" in meta["training"]["stage"]
+    assert saved.name != before["model_version"] and "the current model kept" in meta["training"]["stage"]
     assert meta["training"]["fit"]["extra"]["stage2"]["n_anomaly"] == 0  # the faults left out
