@@ -77,13 +77,16 @@ def run(name: str, out: Path) -> dict:
 
 
 def line(res: dict) -> str:
+    def f1_of(key: str) -> str:
+        f1 = (res.get(key) or {}).get("f1")
+        return "-" if f1 is None else f"{f1:.3f}"
+
+    anchors = f"anchor rules F1: Orion {f1_of('anchor_rule')}, telemanom {f1_of('telemanom_rule')}"
     if res["protocol"] == "skab":
         return (f"| {res['config']} | F1 {res['f1']:.3f} | FAR {res['far']:.2f} % | MAR {res['mar']:.2f} % | "
-                f"{res['fit_seconds_per_run']:.1f} s/run | {res['wall_seconds']:.0f} s |")
-    f1 = (res.get("anchor_rule") or {}).get("f1")
-    anchor = "-" if f1 is None else f"{f1:.3f}"
+                f"{anchors} | {res['fit_seconds_per_run']:.1f} s/run | {res['wall_seconds']:.0f} s |")
     return (f"| {res['config']} | F1 {res['f1']:.3f} | P {res['precision']:.3f} | R {res['recall']:.3f} | "
-            f"tp {res['tp']} fp {res['fp']} fn {res['fn']} | anchor rule F1 {anchor} | "
+            f"tp {res['tp']} fp {res['fp']} fn {res['fn']} | {anchors} | "
             f"{res['fit_seconds_per_signal']:.1f} s/signal | {res['wall_seconds']:.0f} s |")
 
 
