@@ -63,13 +63,17 @@ def widened(mask: np.ndarray, buffer: int) -> np.ndarray:
     return np.convolve(mask.astype(np.float64), np.ones(2 * buffer + 1), mode="same") > 0.5
 
 
-def telemanom_epsilon(e: np.ndarray, *, buffer: int = 100, z_values=np.arange(2.5, 12.0, 0.5)) -> float:
+#: telemanom's candidate thresholds, mean + z sigma
+Z_VALUES = tuple(float(z) for z in np.arange(2.5, 12.0, 0.5))
+
+
+def telemanom_epsilon(e: np.ndarray, *, buffer: int = 100, z_values: tuple[float, ...] = Z_VALUES) -> float:
     """The threshold mean + z sigma maximising (relative drop of the mean + relative drop of the
     spread when the points above it are removed) / (sequences^2 + flagged points, buffer
     included); candidates flagging half the window or more, or more than 5 sequences, are not
     taken. None taken: the most conservative candidate."""
     mean, sd = float(e.mean()), float(e.std())
-    best, best_score = mean + float(z_values[-1]) * sd, -np.inf
+    best, best_score = mean + z_values[-1] * sd, -np.inf
     if sd == 0.0 or mean == 0.0:
         return best
     for z in z_values:
