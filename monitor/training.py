@@ -427,7 +427,8 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
         "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
         "labelled_events": used, "margin_factor": margin_factor,
         "stage": f"stage 2 from operator labels ({used['fault']} fault, {used['normal']} normal events"
-                 + (f"; {selection.reason}" if selection is not None else "") + ")",
+                 + ("" if selection is None else f"; {selection.reason}" if selection.scale is not None
+                    else f"; the fault events left out, {selection.reason}") + ")",
         **({"retrain_selection": selection.to_dict()} if selection is not None else {}),
         "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),
         "fit": {"epochs": info["epochs"], "seconds": info["seconds"],
