@@ -90,15 +90,24 @@ def line(res: dict) -> str:
             f"{res['fit_seconds_per_signal']:.1f} s/signal | {res['wall_seconds']:.0f} s |")
 
 
+HEADERS = {"skab": "| config | F1 | FAR | MAR | anchors' rules | training | wall |\n|---|---|---|---|---|---|---|",
+           "nab": "| config | F1 | precision | recall | counts | anchors' rules | training | wall |\n"
+                  "|---|---|---|---|---|---|---|---|"}
+
+
 def summarize(out: Path) -> None:
-    lines = ["| config | result | training | wall |", "|---|---|---|---|"]
+    """One table per protocol from the evaluate results in ``out`` (other JSON files there,
+    such as ``drift_allowance.json``, are not evaluate results and are skipped)."""
+    rows: dict[str, list[str]] = {k: [] for k in HEADERS}
     for f in sorted(out.glob("*.json")):
         res = json.loads(f.read_text())
-        res.setdefault("config", f.stem)
+        if res.get("protocol") not in HEADERS:
+            continue
         res.setdefault("wall_seconds", float("nan"))
         res["config"] = f.stem
-        lines.append(line(res))
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+        rows[res["protocol"]].append(line(res))
+    tables = [HEADERS[k] + "\n" + "\n".join(v) for k, v in rows.items() if v]
+    (out / "summary.md").write_text("\n\n".join(tables) + "\n")
 
 
 def main() -> None:
