@@ -335,10 +335,11 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
 
     With two or more fault events and ``stage2_select="cv"`` (the default), the faults are
     used only when cross-validation over them says they help, as ``monitor train --weak`` does
-    (``monitor/weak_selection.py``): the model as it is against retraining at ``select_scales``
-    x theta. When they do not, the faults are left out: the false alarms labelled ``normal``
-    (if any) are still learnt as normal; with none, no version is written and the returned meta
-    says why under ``training.retrain_skipped``. One fault event: the fixed recipe above.
+    (``monitor/weak_selection.py``): the current model (after learning the false alarms
+    labelled ``normal``, if any) against retraining it at ``select_scales`` x theta. When they
+    do not help, the faults are left out: the false alarms are still learnt; with none, no
+    version is written and the returned meta says why under ``training.retrain_skipped``. One
+    fault event: the fixed recipe above.
     """
     from models.artifacts import read_model  # noqa: PLC0415
     from workers.model import load_model  # noqa: PLC0415
@@ -390,19 +391,23 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     if model.threshold is not None and margin_factor > 0:
         scorer.hyper["margin"] = max(float(scorer.hyper["margin"] or 0.0),
                                      margin_factor * float(model.threshold.value))
-    selection = None
+    selection, info = None, None
     if len(fault_clips) >= 2 and scorer.hyper.get("stage2_select") == "cv":
+        if normal_v:  # the false alarms are learnt either way: that model is the one to beat
+            info = scorer.fit_weak(x_normal, x_fault[:0], progress=progress)
         selection = _select_retrain_margin(model, x_normal, fault_clips, hold, seed=int(tr.get("seed", 0)))
-        stage = f"operator labels: {selection.reason}"
         if selection.scale is None:
             x_fault = x_fault[:0]
-            if not normal_v:
+            if info is None:
                 log.warning("model unchanged: the labelled faults do not help", extra={
                     "model": str(folder), "reason": selection.reason})
-                kept = {**meta, "training": {**tr, "retrain_skipped": stage,
+                kept = {**meta, "training": {**tr, "retrain_skipped": f"operator labels: {selection.reason}",
                                              "retrain_selection": selection.to_dict()}}
                 return folder, kept
-    info = scorer.fit_weak(x_normal, x_fault, progress=progress)
+        else:
+            info = None
+    if info is None:
+        info = scorer.fit_weak(x_normal, x_fault, progress=progress)
     old = model.threshold
     held = score_clips(model, hold)
     scores = [w.score for r in held for w in r.windows]
