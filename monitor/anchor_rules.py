@@ -52,10 +52,6 @@ def orion_flags(scores: np.ndarray, *, window_portion: float = 0.33, step_portio
     return flagged
 
 
-def orion_rule_intervals(scores: np.ndarray, times: np.ndarray, **kw) -> list[tuple[float, float]]:
-    return intervals(orion_flags(np.asarray(scores, dtype=np.float64), **kw), times)
-
-
 def widened(mask: np.ndarray, buffer: int) -> np.ndarray:
     """``mask`` with every True spread ``buffer`` points to each side."""
     if buffer <= 0 or not mask.any():

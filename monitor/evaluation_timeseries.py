@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from .alerting import HysteresisSpec
-from .anchor_rules import (ORION_RULE, TELEMANOM_RULE, intervals, orion_flags, orion_rule_intervals,
-                           telemanom_flags)
+from .anchor_rules import ORION_RULE, TELEMANOM_RULE, intervals, orion_flags, telemanom_flags
 from .errors import DataError
 from .runner import StreamRunner
 from .sensor_training import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
@@ -96,20 +95,21 @@ def _detect(model, rows: np.ndarray, name: str, spec: HysteresisSpec, sample_rat
     return [e for e in events if e["status"] == "closed" and e["kind"] == "machine"], windows
 
 
-def flags_from_events(events: list[dict], n: int) -> np.ndarray:
+def _rows_in(spans, n: int) -> np.ndarray:
+    """Rows of ``n`` covered by half-open (start, end) sample spans."""
     out = np.zeros(n, dtype=bool)
-    for e in events:
-        out[max(e["start_sample"], 0):min(e["end_sample"], n)] = True
+    for a, b in spans:
+        out[max(a, 0):min(b, n)] = True
     return out
+
+
+def flags_from_events(events: list[dict], n: int) -> np.ndarray:
+    return _rows_in(((e["start_sample"], e["end_sample"]) for e in events), n)
 
 
 def window_flags_to_rows(windows: list, flags: np.ndarray, n: int) -> np.ndarray:
     """Rows covered by the flagged alerting windows."""
-    out = np.zeros(n, dtype=bool)
-    for w, f in zip(windows, flags):
-        if f:
-            out[max(w.start_sample, 0):min(w.end_sample, n)] = True
-    return out
+    return _rows_in(((w.start_sample, w.end_sample) for w, f in zip(windows, flags) if f), n)
 
 
 def skab_anchor_counts(windows: list, y: np.ndarray, n_train: int) -> dict[str, dict[str, int]]:
@@ -177,7 +177,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
         rows_out.append({"run": name, "test_points": int(len(x) - n_train), "anomalies": int(y[n_train:].sum()),
                          "events": len(events), "threshold": model.threshold.value,
                          "fit_seconds": round(fit_seconds[-1], 3), **c, **point_metrics(c),
-                         **{rule: v for rule, v in ac.items()}})
+                         **ac})
         if progress is not None:
             progress(f"{name}: F1 {rows_out[-1]['f1']:.3f} events {len(events)} fit {fit_seconds[-1]:.1f}s")
     return {"protocol": "skab", "scorer": opts.scorer, "params": opts.params, "frames": frames,
@@ -263,7 +263,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         c = overlap_segment_counts(truth, found)
         w_scores = np.array([w.score for w in wins])
         w_times = np.array([origin + w.start_sample * step for w in wins])
-        a_found = orion_rule_intervals(w_scores, w_times)
+        a_found = intervals(orion_flags(w_scores), w_times)
         t_found = intervals(telemanom_flags(w_scores), w_times)
         ca, ct = overlap_segment_counts(truth, a_found), overlap_segment_counts(truth, t_found)
         for k in total:

@@ -391,22 +391,20 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     if model.threshold is not None and margin_factor > 0:
         scorer.hyper["margin"] = max(float(scorer.hyper["margin"] or 0.0),
                                      margin_factor * float(model.threshold.value))
-    selection, info = None, None
+    selection, normals_only = None, None
     if len(fault_clips) >= 2 and scorer.hyper.get("stage2_select") == "cv":
         if normal_v:  # the false alarms are learnt either way: that model is the one to beat
-            info = scorer.fit_weak(x_normal, x_fault[:0], progress=progress)
+            normals_only = scorer.fit_weak(x_normal, x_fault[:0], progress=progress)
         selection = _select_retrain_margin(model, x_normal, fault_clips, hold, seed=int(tr.get("seed", 0)))
-        if selection.scale is None:
-            x_fault = x_fault[:0]
-            if info is None:
-                log.warning("model unchanged: the labelled faults do not help", extra={
-                    "model": str(folder), "reason": selection.reason})
-                kept = {**meta, "training": {**tr, "retrain_skipped": f"operator labels: {selection.reason}",
-                                             "retrain_selection": selection.to_dict()}}
-                return folder, kept
-        else:
-            info = None
-    if info is None:
+        if selection.scale is None and normals_only is None:
+            log.warning("model unchanged: the labelled faults do not help", extra={
+                "model": str(folder), "reason": selection.reason})
+            kept = {**meta, "training": {**tr, "retrain_skipped": f"operator labels: {selection.reason}",
+                                         "retrain_selection": selection.to_dict()}}
+            return folder, kept
+    if selection is not None and selection.scale is None:  # the faults left out
+        x_fault, info = x_fault[:0], normals_only
+    else:
         info = scorer.fit_weak(x_normal, x_fault, progress=progress)
     old = model.threshold
     held = score_clips(model, hold)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.anchor_rules import (orion_rule_intervals, runs_of, telemanom_epsilon, telemanom_flags,
+from monitor.anchor_rules import (intervals, orion_flags, runs_of, telemanom_epsilon, telemanom_flags,
                                   telemanom_prune, widened)
 
 
@@ -14,7 +14,7 @@ def _noise(n: int, seed: int = 0) -> np.ndarray:
 def test_orion_rule_flags_a_burst():
     s = _noise(600) * 0.1
     s[300:305] += 5.0
-    got = orion_rule_intervals(s, np.arange(600.0))
+    got = intervals(orion_flags(s), np.arange(600.0))
     assert (300.0, 304.0) in got and all(b - a < 10 for a, b in got)
 
 
