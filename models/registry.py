@@ -4,6 +4,7 @@ from __future__ import annotations
 from .ae import AutoencoderScorer
 from .arima import ArimaScorer
 from .base import Scorer
+from .conv_ae import ConvAutoencoderScorer
 from .errors import UnknownScorerError
 from .lstm_forecast import LstmForecastScorer
 from .tadgan import TadGanScorer
@@ -11,6 +12,7 @@ from .ws_ae import WeaklySupervisedAEScorer
 
 SCORERS: dict[str, type[Scorer]] = {
     "ae": AutoencoderScorer,
+    "conv-ae": ConvAutoencoderScorer,
     "lstm": LstmForecastScorer,
     "tadgan": TadGanScorer,
     "arima": ArimaScorer,

@@ -1,0 +1,89 @@
+"""Training and scoring wrapper for the convolutional autoencoder (registry ``conv-ae``).
+
+Score of a window = the SKAB notebooks' residual: the absolute reconstruction error averaged
+over the window's T steps, summed over channels; the per-channel averages are the
+explanation. Training follows the anchor: MSE, Adam 1e-3, batch 32, up to 100 epochs, the
+last 10 % of the windows (in time order) held out for early stopping with patience 5; as
+Keras' EarlyStopping without restore_best_weights, the weights of the last epoch are kept.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from ..base import FitReport, Progress, Scorer, check_training_windows, epoch_batches, finite_or_raise
+from ..errors import ScorerError
+from .net import ConvAutoencoder
+
+
+class ConvAutoencoderScorer(Scorer):
+    name = "conv-ae"
+    defaults = {"filters": [32, 16], "kernel": 7, "dropout": 0.2, "output": "shared", "epochs": 100,
+                "batch_size": 32, "lr": 1e-3, "validation": 0.1, "patience": 5}
+    #: The SKAB notebook's N_STEPS.
+    sensor_defaults = {"frames": 60}
+
+    def build(self) -> nn.Module:
+        h = self.hyper
+        if h["output"] not in ("shared", "per-channel"):
+            raise ScorerError(f"conv-ae: output must be 'shared' (the anchor's one trace) or "
+                              f"'per-channel', got {h['output']!r}")
+        if len(h["filters"]) != 2 or min(h["filters"]) < 1 or h["kernel"] < 1 or h["kernel"] % 2 == 0:
+            raise ScorerError(f"conv-ae: filters must be two positive counts and kernel an odd size: {h}")
+        torch.manual_seed(self.seed)
+        out = 1 if h["output"] == "shared" else self.input_spec.features
+        return ConvAutoencoder(self.input_spec.features, filters=tuple(h["filters"]), kernel=h["kernel"],
+                               dropout=h["dropout"], out_channels=out)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, F]`` -> mean absolute error per channel ``[B, F]``."""
+        return (x - self.module(x)).abs().mean(dim=1)
+
+    def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
+            progress: Progress | None = None) -> FitReport:
+        check_training_windows(self.name, windows, self.input_spec)
+        h = self.hyper
+        torch.manual_seed(self.seed)  # dropout masks
+        x = windows.to(self.device, torch.float32)
+        n_val = int(len(x) * h["validation"]) if len(x) >= 10 else 0
+        train, val = (x[:-n_val], x[-n_val:]) if n_val else (x, None)
+        gen = self._generator()
+        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
+        best, stale, epochs_run, loss_value = float("inf"), 0, 0, float("nan")
+        t0 = time.perf_counter()
+        for epoch in range(h["epochs"]):
+            self.module.train()
+            total = 0.0
+            for idx in epoch_batches(len(train), h["batch_size"], gen):
+                xb = train[idx.to(self.device)]
+                opt.zero_grad(set_to_none=True)
+                loss = (self.module(xb) - xb).square().mean()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            loss_value = finite_or_raise(self.name, total / len(train))
+            epochs_run = epoch + 1
+            if progress is not None:
+                progress(epochs_run, h["epochs"], loss_value)
+            if val is not None:
+                self.module.eval()
+                with torch.no_grad():
+                    v = float((self.module(val) - val).square().mean())
+                best, stale = (v, 0) if v < best else (best, stale + 1)
+                if stale >= h["patience"]:
+                    break
+        self.module.eval()
+        return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
+                         n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None})
+
+    @torch.inference_mode()
+    def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_batch(batch)
+        per_channel = self._residual(x)
+        return per_channel.sum(dim=1), per_channel
+
+    @classmethod
+    def test_params(cls) -> dict:
+        return {"epochs": 3, "batch_size": 64}
