@@ -37,6 +37,8 @@ CONFIGS = {
     "skab-arima-mewma": ("skab", "arima", {"params": {"combine": "mewma"}}),
     "skab-lstm-mewma": ("skab", "lstm", {"frames": 60, "params": {"context": 30, "horizon": 10, "epochs": 35,
                                                                   "combine": "mewma"}}),
+    # the SKAB leaderboard's Conv-AE with its own defaults (window 60), added 2026-12-02
+    "skab-conv-ae": ("skab", "conv-ae", {}),
     "nab-art-arima": ("nab-art", "arima", {}),
     # seasonal differencing at the lag of the highest training autocorrelation (no labels), in
     # Orion's 250-step windows; the zero-inflated gamma threshold takes its exact-zero errors
@@ -48,6 +50,7 @@ CONFIGS = {
     # the scorer's default 35 epochs (telemanom's), on a quiet machine
     "nab-art-lstm-35ep": ("nab-art", "lstm", {"frames": 260, "train_stride": 8, "params": {"epochs": 35}}),
     "nab-art-tadgan": ("nab-art", "tadgan", {"frames": 100, "train_stride": 8, "params": {"epochs": 5}}),
+    "nab-art-conv-ae": ("nab-art", "conv-ae", {}),
     "nab-real-arima": ("nab-real", "arima", {}),
     "nab-real-arima-season250": ("nab-real", "arima", {"frames": 250, "params": {"season": "auto"}}),
     "nab-real-arima-season250-mewma": ("nab-real", "arima", {"frames": 250, "params": {"season": "auto",
@@ -56,6 +59,7 @@ CONFIGS = {
     "nab-real-lstm": ("nab-real", "lstm", {"frames": 260, "train_stride": 16, "params": {"epochs": 15}}),
     "nab-real-lstm-35ep": ("nab-real", "lstm", {"frames": 260, "train_stride": 16, "params": {"epochs": 35}}),
     "nab-real-tadgan": ("nab-real", "tadgan", {"frames": 100, "train_stride": 16, "params": {"epochs": 10}}),
+    "nab-real-conv-ae": ("nab-real", "conv-ae", {}),
 }
 
 
@@ -83,6 +87,9 @@ def line(res: dict) -> str:
 
     anchors = f"anchor rules F1: Orion {f1_of('anchor_rule')}, telemanom {f1_of('telemanom_rule')}"
     if res["protocol"] == "skab":
+        skab = res.get("skab_rule")
+        if skab:
+            anchors += f", SKAB {skab['f1']:.3f} / FAR {skab['far']:.2f} %"
         return (f"| {res['config']} | F1 {res['f1']:.3f} | FAR {res['far']:.2f} % | MAR {res['mar']:.2f} % | "
                 f"{anchors} | {res['fit_seconds_per_run']:.1f} s/run | {res['wall_seconds']:.0f} s |")
     return (f"| {res['config']} | F1 {res['f1']:.3f} | P {res['precision']:.3f} | R {res['recall']:.3f} | "

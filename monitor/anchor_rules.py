@@ -13,8 +13,12 @@ clearly labelled, what each anchor's rule makes of the same window scores:
   Written from the paper; the scale checks of telemanom's code (ignore windows whose errors
   are small next to the raw signal's range) are left out, since our scores are already
   normalised, and so is its second pass on inverted errors (low error is not a fault here).
+- SKAB's notebooks (the leaderboard's Conv-AE row): the limit is 4/3 of the 0.999 quantile of
+  the window scores of the rows the model was fitted on, and a row is flagged when every
+  window after it within one window length scores over it (for a window of T steps, the
+  T - 1 windows ending at the row and the T - 2 after it): a consensus that looks ahead.
 
-Both are label-free: they look at the scores being decided, never at labels.
+All are label-free: they look at the scores being decided, never at labels.
 """
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ ORION_RULE = ("Orion find_anomalies, fixed threshold mean + 4 sigma in sliding w
 TELEMANOM_RULE = ("telemanom non-parametric dynamic threshold (windows of 2100 scores, batches of 70, "
                   "z 2.5-11.5, buffer 100, pruning p 0.13; our implementation of the paper), on the same "
                   "window scores")
+
+
+SKAB_RULE = ("SKAB notebooks' Conv-AE rule: limit 4/3 x the 0.999 quantile of the fitted rows' window "
+             "scores, a row flagged when the window-length - 1 window scores from it on are all over it")
 
 
 def runs_of(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -120,4 +128,19 @@ def telemanom_flags(scores: np.ndarray, *, window: int = 2100, batch: int = 70, 
         new_from = 0 if i == 0 else window + (i - 1) * batch  # the previous window's end
         for a, b in telemanom_prune(seg, runs_of(flagged), flagged, p):
             out[max(lo + a, new_from):lo + b + 1] = True
+    return out
+
+
+def skab_flags(row_scores: np.ndarray, fitted_scores: np.ndarray, *, consensus: int, q: float = 0.999,
+               margin: float = 4 / 3) -> np.ndarray:
+    """Rows flagged by SKAB's rule. ``row_scores[i]`` is the score of the window ending at row i
+    (NaN where no window ends); row i is flagged when ``row_scores[i:i + consensus]`` are all
+    over the limit, so the last ``consensus - 1`` rows are never flagged."""
+    limit = margin * float(np.quantile(np.asarray(fitted_scores, dtype=np.float64), q))
+    above = np.nan_to_num(np.asarray(row_scores, dtype=np.float64), nan=-np.inf) > limit
+    out = np.zeros(len(above), dtype=bool)
+    if consensus < 1 or len(above) < consensus:
+        return out
+    full = np.convolve(above.astype(np.int64), np.ones(consensus, np.int64), mode="valid") == consensus
+    out[:len(full)] = full
     return out

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from .alerting import HysteresisSpec
-from .anchor_rules import ORION_RULE, TELEMANOM_RULE, intervals, orion_flags, telemanom_flags
+from .anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
+                           telemanom_flags)
 from .errors import DataError
 from .runner import StreamRunner
 from .sensor_training import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
@@ -112,14 +113,23 @@ def window_flags_to_rows(windows: list, flags: np.ndarray, n: int) -> np.ndarray
     return _rows_in(((w.start_sample, w.end_sample) for w, f in zip(windows, flags) if f), n)
 
 
-def skab_anchor_counts(windows: list, y: np.ndarray, n_train: int) -> dict[str, dict[str, int]]:
-    """Point counts on the test rows when each anchor's rule decides the test windows' scores."""
+def skab_anchor_counts(windows: list, y: np.ndarray, n_train: int, *, n_fit: int,
+                       frames: int) -> dict[str, dict[str, int]]:
+    """Point counts on the test rows when each anchor's rule decides the window scores: Orion's
+    and telemanom's on the test windows' scores, SKAB's on every row's (its limit from the
+    windows ending in the fitted rows, its consensus one window length, ``frames`` - 1)."""
     test = [w for w in windows if w.start_sample >= n_train]
     scores = np.array([w.score for w in test], dtype=np.float64)
     out = {}
     for name, rule in (("anchor_rule", orion_flags), ("telemanom_rule", telemanom_flags)):
         rows = window_flags_to_rows(test, rule(scores), len(y))
         out[name] = point_counts(y[n_train:], rows[n_train:])
+    row_scores = np.full(len(y), np.nan)
+    for w in windows:
+        row_scores[w.start_sample] = w.score
+    fitted = row_scores[:n_fit][np.isfinite(row_scores[:n_fit])]
+    rows = skab_flags(row_scores, fitted, consensus=max(frames - 1, 1)) if len(fitted) else np.zeros(len(y), bool)
+    out["skab_rule"] = point_counts(y[n_train:], rows[n_train:])
     return out
 
 
@@ -141,7 +151,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
     runs = skab_runs(data)[:opts.limit]
     frames = opts.frames or default_frames(opts.scorer)
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
-    anchors = {k: dict(total) for k in ("anchor_rule", "telemanom_rule")}
+    anchors = {k: dict(total) for k in ("anchor_rule", "telemanom_rule", "skab_rule")}
     rows_out, fit_seconds = [], []
     for path in runs:
         table = read_sensor_csv(path, time_column="datetime")
@@ -170,7 +180,7 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
         c = point_counts(y[n_train:], pred)
         for k in total:
             total[k] += c[k]
-        ac = skab_anchor_counts(windows, y, n_train)
+        ac = skab_anchor_counts(windows, y, n_train, n_fit=n_fit, frames=frames)
         for rule, counts in ac.items():
             for k in total:
                 anchors[rule][k] += counts[k]
@@ -190,6 +200,9 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
                             **point_metrics(anchors["anchor_rule"])},
             "telemanom_rule": {"rule": TELEMANOM_RULE + " of the test rows", **anchors["telemanom_rule"],
                                **point_metrics(anchors["telemanom_rule"])},
+            "skab_rule": {"rule": SKAB_RULE + " (SKAB's row-level rule; the limit from the fitted rows "
+                                  "0-" + str(n_fit) + " of each run)", **anchors["skab_rule"],
+                          **point_metrics(anchors["skab_rule"])},
             "published": {k: {"f1": v[0], "far": v[1], "mar": v[2]} for k, v in SKAB_PUBLISHED.items()},
             "rows": rows_out}
 

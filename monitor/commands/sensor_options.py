@@ -173,7 +173,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"SKAB, {res['runs']} runs, scorer {res['scorer']} ({res['decision']})")
         print(f"{'':14s} {'F1':>6s} {'FAR %':>7s} {'MAR %':>7s}")
         print(f"{'ours ' + res['scorer']:14s} {res['f1']:6.3f} {fmt(res['far'], 2):>7s} {fmt(res['mar'], 2):>7s}")
-        for key, name in (("anchor_rule", "Orion rule"), ("telemanom_rule", "telemanom rule")):
+        for key, name in (("anchor_rule", "Orion rule"), ("telemanom_rule", "telemanom rule"),
+                          ("skab_rule", "SKAB rule")):
             a = res[key]
             print(f"{name:14s} {a['f1']:6.3f} {fmt(a['far'], 2):>7s} {fmt(a['mar'], 2):>7s}  (the anchor's decision "
                   f"rule on our scores, for comparison)")

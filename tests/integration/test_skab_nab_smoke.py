@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 SMOKE = {
     "arima": [],
     "ae": ["--frames", "10", "--epochs", "5"],
+    "conv-ae": ["--frames", "20", "--epochs", "2"],
     "lstm": ["--frames", "40", "--epochs", "2", "--param", "hidden=16", "--param", "context=20"],
     "tadgan": ["--frames", "30", "--epochs", "1", "--param", "encoder_units=16",
                "--param", "generator_units=16"],
@@ -47,7 +48,7 @@ def test_skab_protocol_smoke(scorer, capsys):
     assert sum(r["anomalies"] for r in rows) == res["tp"] + res["fn"]
     assert all(r["threshold"] > 0 for r in rows)
     # the anchors' rules decide the same test points, reported beside ours
-    for rule in ("anchor_rule", "telemanom_rule"):
+    for rule in ("anchor_rule", "telemanom_rule", "skab_rule"):
         a = res[rule]
         assert a["tp"] + a["fp"] + a["fn"] + a["tn"] == res["tp"] + res["fp"] + res["fn"] + res["tn"]
         assert a["rule"] and 0.0 <= a["f1"] <= 1.0

@@ -1,9 +1,9 @@
-"""The anchors' decision rules (Orion's and telemanom's), run beside the product's alerting."""
+"""The anchors' decision rules (Orion's, telemanom's, SKAB's), run beside the product's alerting."""
 from __future__ import annotations
 
 import numpy as np
 
-from monitor.anchor_rules import (intervals, orion_flags, runs_of, telemanom_epsilon, telemanom_flags,
+from monitor.anchor_rules import (intervals, orion_flags, runs_of, skab_flags, telemanom_epsilon, telemanom_flags,
                                   telemanom_prune, widened)
 
 
@@ -71,3 +71,17 @@ def test_short_series_is_one_window():
     e = _noise(600)
     e[300:310] += 8.0
     assert runs_of(telemanom_flags(e)) == [(200, 409)]
+
+
+def test_skab_rule_needs_every_window_of_a_row_over_the_limit():
+    fitted = np.linspace(0.0, 1.0, 1001)  # 0.999 quantile 0.999, limit 4/3 of it
+    rows = np.full(40, 0.5)
+    rows[:3] = np.nan  # no window ends in the first rows
+    rows[10:25] = 2.0  # 15 windows over the limit
+    rows[30] = 2.0     # one lone window: not enough
+    flags = skab_flags(rows, fitted, consensus=5)
+    # row i needs windows i..i+4 over: rows 10..20
+    assert runs_of(flags) == [(10, 20)]
+    # a window under 4/3 of the quantile (1.2 < 1.332) counts as normal
+    assert not skab_flags(np.full(20, 1.2), fitted, consensus=3).any()
+    assert not skab_flags(np.full(4, 2.0), fitted, consensus=5).any()  # shorter than the consensus
