@@ -148,6 +148,13 @@ def check_training_windows(name: str, windows: torch.Tensor, spec: InputSpec) ->
         raise ScorerError(f"{name}: training windows contain NaN or inf")
 
 
+def time_ordered_split(x: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training windows, the last ``fraction`` of them for early stopping, or None when under
+    10 windows or the fraction rounds down to none): Keras' ``validation_split``, in time order."""
+    n_val = int(len(x) * fraction) if len(x) >= 10 else 0
+    return (x[:-n_val], x[-n_val:]) if n_val else (x, None)
+
+
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """A shuffled permutation of ``range(n)`` cut into batches (the last one may be short)."""
     perm = torch.randperm(n, generator=generator)

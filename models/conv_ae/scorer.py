@@ -13,7 +13,8 @@ import time
 import torch
 from torch import nn
 
-from ..base import FitReport, Progress, Scorer, check_training_windows, epoch_batches, finite_or_raise
+from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches, finite_or_raise,
+                    time_ordered_split)
 from ..errors import ScorerError
 from .net import ConvAutoencoder
 
@@ -47,8 +48,7 @@ class ConvAutoencoderScorer(Scorer):
         h = self.hyper
         torch.manual_seed(self.seed)  # dropout masks
         x = windows.to(self.device, torch.float32)
-        n_val = int(len(x) * h["validation"]) if len(x) >= 10 else 0
-        train, val = (x[:-n_val], x[-n_val:]) if n_val else (x, None)
+        train, val = time_ordered_split(x, h["validation"])
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
         best, stale, epochs_run, loss_value = float("inf"), 0, 0, float("nan")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
-                    finite_or_raise)
+                    finite_or_raise, time_ordered_split)
 from ..errors import ScorerError
 from ..series import COMBINE, mewma_precision, window_score
 from .net import LstmForecaster
@@ -86,8 +86,7 @@ class LstmForecastScorer(Scorer):
         h = self.hyper
         torch.manual_seed(self.seed)  # dropout masks
         x = windows.to(self.device, torch.float32)
-        n_val = int(len(x) * h["validation"]) if len(x) >= 10 else 0
-        train, val = (x[:-n_val], x[-n_val:]) if n_val else (x, None)
+        train, val = time_ordered_split(x, h["validation"])
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
         best, best_state, stale, epochs_run = float("inf"), None, 0, 0
