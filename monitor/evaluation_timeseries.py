@@ -153,13 +153,13 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
     anchors = {k: dict(total) for k in ("anchor_rule", "telemanom_rule", "skab_rule")}
     rows_out, fit_seconds = [], []
+    n_train = SKAB_TRAIN_ROWS
+    n_fit = n_train - int(round(n_train * opts.holdout))
     for path in runs:
         table = read_sensor_csv(path, time_column="datetime")
         if "anomaly" not in table.labels:
             raise DataError(f"{path}: no 'anomaly' column")
         x, y = table.values, table.labels["anomaly"] > 0.5
-        n_train = SKAB_TRAIN_ROWS
-        n_fit = n_train - int(round(n_train * opts.holdout))
         spec = sensor_spec([x[:n_train]], channels=table.channels, step_s=1.0, max_gap_s=1e12,
                            time_column="datetime")
         t0 = time.perf_counter()
