@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: E402
+from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "timeseries"
 

@@ -8,7 +8,7 @@ last 20 % of them held out for the gamma threshold), run once per scorer configu
 ``sensor_benchmarks.py``. Each run's window scores are then re-decided under every setting of
 a small grid (gamma quantile x hysteresis), and the setting for each folder (valve1, valve2,
 other) is the one with the best F1 within the false-alarm limit on the *other two* folders'
-runs (``monitor/alerting_selection.py``). The pooled held-out figures say what labelled
+runs (``benchmarks/alerting_selection.py``). The pooled held-out figures say what labelled
 history from other experiments buys; the default row (q 0.99, 2-of-3 / 3) is the product's
 fixed decision, the same as ``sensor_benchmarks.py`` reports.
 
@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monitor.alerting import HysteresisSpec  # noqa: E402
-from monitor.alerting_selection import (COUNT_KEYS, AlertSetting, alert_flags, counts,  # noqa: E402
+from alerting_selection import (COUNT_KEYS, AlertSetting, alert_flags, counts,  # noqa: E402
                                         f1_far_mar, leave_one_group_out, refit)
-from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
+from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
 from sensor_benchmarks import CONFIGS, DATA, summarize  # noqa: E402
 
 QS = (0.99, 0.995, 0.999)

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from models.base import InputSpec  # noqa: E402
 from models.registry import scorer_class  # noqa: E402
-from monitor.anchor_rules import skab_flags  # noqa: E402
-from monitor.evaluation_timeseries import SKAB_TRAIN_ROWS, point_counts, point_metrics, skab_runs  # noqa: E402
+from monitor.evaluation.anchor_rules import skab_flags  # noqa: E402
+from monitor.evaluation.timeseries import SKAB_TRAIN_ROWS, point_counts, point_metrics, skab_runs  # noqa: E402
 from monitor.sources.csv_sensors import read_sensor_csv  # noqa: E402
 
 STEPS = 60

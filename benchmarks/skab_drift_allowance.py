@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from monitor.alerting import HysteresisSpec  # noqa: E402
-from monitor.alerting_selection import alert_flags, counts, f1_far_mar  # noqa: E402
-from monitor.evaluation_timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
+from alerting_selection import alert_flags, counts, f1_far_mar  # noqa: E402
+from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_skab  # noqa: E402
 from sensor_benchmarks import CONFIGS, DATA  # noqa: E402
 
 PSEUDO_RUNS = 8

@@ -35,7 +35,7 @@ SPLITS = {"fan": "audio/mimii_fan_id00/fan", "valve": "audio/dcase2023_valve/val
 
 
 def decisions(model, results, labels, threshold):
-    from monitor.evaluation import decision_metrics, flagged_by_alerting
+    from monitor.evaluation.dcase import decision_metrics, flagged_by_alerting
 
     m = dataclasses.replace(model, threshold=threshold)
     flagged = np.array([flagged_by_alerting(m, r)[0] for r in results])
@@ -45,7 +45,7 @@ def decisions(model, results, labels, threshold):
 
 def evaluate(folder: Path, test: Path) -> dict:
     from models.threshold import Threshold
-    from monitor.evaluation import evaluate_audio
+    from monitor.evaluation.dcase import evaluate_audio
     from workers.model import load_model
 
     model = load_model(folder, device="cpu")
@@ -79,7 +79,7 @@ def run(args) -> dict:
     import torch
 
     from monitor.datasets import list_clips
-    from monitor.training import TrainOptions, train_audio
+    from monitor.training.audio import TrainOptions, train_audio
 
     torch.set_num_threads(args.threads)
     data_root = Path(args.data)

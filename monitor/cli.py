@@ -7,13 +7,13 @@ import sys
 
 from models.errors import MonitorError
 
-from . import __version__
-from .commands import broker, check_config, demo, evaluate, produce, replay, train
-from .commands import run as run_cmd
-from .commands import bench
-from .commands import devices, listen
-from .commands import label
-from .logs import setup_logging
+from monitor import __version__
+from monitor.commands import broker, check_config, demo, evaluate, produce, replay, train
+from monitor.commands import run as run_cmd
+from monitor.commands import bench
+from monitor.commands import devices, listen
+from monitor.commands import label
+from monitor.logs import setup_logging
 
 COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from monitor.errors import ConfigError
 
 SECRET = "***"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from monitor.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def factory(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def trained_model(factory, tmp_path_factory) -> Path:
     """A small autoencoder trained on the synthetic pump (a few seconds on CPU)."""
-    from monitor.training import TrainOptions, train_audio
+    from monitor.training.audio import TrainOptions, train_audio
 
     import torch
 

@@ -10,8 +10,8 @@ import numpy as np
 from models.threshold import Threshold
 from workers.windowing import WindowScore
 
-from .events import MACHINE, make_event
-from .hysteresis import Hysteresis, HysteresisSpec
+from monitor.alerting.events import MACHINE, make_event
+from monitor.alerting.hysteresis import Hysteresis, HysteresisSpec
 
 #: How many features an event's explanation names.
 TOP_FEATURES = 5

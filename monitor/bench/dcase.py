@@ -20,7 +20,7 @@ import torch
 
 from workers.model import LoadedModel
 
-from .compute import Split
+from monitor.bench.compute import Split
 
 EPS = sys.float_info.epsilon
 

@@ -61,7 +61,7 @@ def _env() -> dict[str, str]:
 class Harness:
     def __init__(self, model_dir: Path, work: Path, *, threads: int, partitions: int = 4,
                  service: dict | None = None) -> None:
-        from ..broker import Broker  # noqa: PLC0415
+        from monitor.kafka.broker import Broker  # noqa: PLC0415
 
         self.model_dir, self.work, self.threads, self.partitions = model_dir, work, threads, partitions
         self.service = service or {}
@@ -87,7 +87,7 @@ class Harness:
 
     def step(self, streams: int, seconds: float, *, produce_first_s: float = 0.0) -> dict[str, Any]:
         """One run at ``streams`` real-time streams for ``seconds``; see the module docstring."""
-        from ..broker import create_topics  # noqa: PLC0415
+        from monitor.kafka.broker import create_topics  # noqa: PLC0415
 
         folder = self.work / f"step-{streams}-{uuid.uuid4().hex[:6]}"
         folder.mkdir(parents=True)
@@ -129,7 +129,7 @@ class Harness:
 
     def _drop_topics(self, topics: list[str]) -> None:
         """Free the step's audio in the in-memory broker (a 1,600-stream step holds ~1 GB)."""
-        from ..broker import delete_topics  # noqa: PLC0415
+        from monitor.kafka.broker import delete_topics  # noqa: PLC0415
 
         try:
             delete_topics(self.broker.bootstrap, topics)
@@ -258,12 +258,12 @@ def _tail(path: Path) -> str:
 
 def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
     """The e2e figures (or null figures with the reason they could not be measured)."""
-    from .suite import e2e_skipped  # noqa: PLC0415
+    from monitor.bench.suite import e2e_skipped  # noqa: PLC0415
 
     try:
-        from ..broker import Broker  # noqa: F401, PLC0415
-        from ..service import Worker  # noqa: F401, PLC0415
-        from ..commands.produce import publish_audio  # noqa: F401, PLC0415
+        from monitor.kafka.broker import Broker  # noqa: F401, PLC0415
+        from monitor.service.worker import Worker  # noqa: F401, PLC0415
+        from monitor.kafka.producer import publish_audio  # noqa: F401, PLC0415
     except ImportError as exc:
         return e2e_skipped(f"the Kafka service is not available: {exc}")
     import tempfile  # noqa: PLC0415
@@ -283,7 +283,7 @@ def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
 
 
 def _search(h: Harness, *, opts, seconds: float, ceiling: float) -> dict[str, Any]:
-    from ..sources.kafka_consumer import resolve_client  # noqa: PLC0415
+    from monitor.kafka.consumer import resolve_client  # noqa: PLC0415
 
     steps: list[dict] = []
 

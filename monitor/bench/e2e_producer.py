@@ -17,7 +17,7 @@ import numpy as np
 
 def chunks(*, streams: int, seconds: float, chunk_ms: float, sample_rate: int, clips: list[np.ndarray],
            prefix: str, lateness: list[float], t0: list[float]):
-    from monitor.commands.produce import OutChunk  # noqa: PLC0415
+    from monitor.kafka.producer import OutChunk  # noqa: PLC0415
 
     step = round(sample_rate * chunk_ms / 1000)
     names = [f"{prefix}{i:05d}" for i in range(streams)]
@@ -62,7 +62,7 @@ class _LibrdkafkaProducer:
         self._p.flush(timeout)
 
 
-def _producer(bootstrap: str):
+def producer_for(bootstrap: str):
     try:
         return _LibrdkafkaProducer(bootstrap), "confluent"
     except ImportError:
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="bench/s")
     args = p.parse_args(argv)
 
-    from monitor.commands.produce import publish_audio  # noqa: PLC0415
+    from monitor.kafka.producer import publish_audio  # noqa: PLC0415
     from monitor.synth import machine_sound  # noqa: PLC0415
 
     clips = [machine_sound(seconds=20.0, f0=90.0 + 17 * i, seed=100 + i) for i in range(4)]
-    producer, client = _producer(args.bootstrap)
+    producer, client = producer_for(args.bootstrap)
     lateness: list[float] = []
     t0 = [time.monotonic()]
     start_ns = time.time_ns()

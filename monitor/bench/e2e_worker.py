@@ -1,7 +1,7 @@
 """The service's worker under the benchmark: ``python -m monitor.bench.e2e_worker CFG OUT T0 THREADS``
 (``THREADS`` 0 = ``service.torch_threads`` from the config, as ``monitor run`` uses it).
 
-It is the real ``monitor.service.Worker`` (consumer, decoding, routing, pipeline, alerting,
+It is the real ``monitor.service.worker.Worker`` (consumer, decoding, routing, pipeline, alerting,
 Kafka events sink); the subclass only notes when each alerting window was scored and when
 the partitions were assigned, and when each chunk arrived (the poll that returned it), in
 memory, and writes them to ``OUT`` after a clean stop (SIGTERM). ``T0`` is the parent's ``time.time()`` just before it started this process.
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
 
     from monitor.config import load_config  # noqa: PLC0415
     from monitor.logs import setup_logging  # noqa: PLC0415
-    from monitor.service import Worker  # noqa: PLC0415
+    from monitor.service.worker import Worker  # noqa: PLC0415
 
     if os.environ.get("MONITOR_BENCH_PLAIN") == "1":  # the unoptimised maths, for before/after figures
         from models.ae.scorer import AutoencoderScorer  # noqa: PLC0415

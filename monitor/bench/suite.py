@@ -23,10 +23,10 @@ import numpy as np
 from models.base import resolve_device
 from workers.model import LoadedModel, load_model
 
-from ..config import ServiceConfig
-from ..process_tuning import keep_heap
-from .compute import Split, parallel_clip_scores, plain_mode, streaming_pass, time_repeated, torch_threads
-from .workload import Workload, load_average, machine_info, make_clips, train_bench_model
+from monitor.config import ServiceConfig
+from monitor.service.process_tuning import keep_heap
+from monitor.bench.compute import Split, parallel_clip_scores, plain_mode, streaming_pass, time_repeated, torch_threads
+from monitor.bench.workload import Workload, load_average, machine_info, make_clips, train_bench_model
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         report["cold_start"] = cold_start(model_dir, device=str(device), runs=1 if opts.quick else 3)
         report["cold_start_s"] = report["cold_start"]["seconds"]
         if opts.e2e:
-            from .e2e import end_to_end  # noqa: PLC0415
+            from monitor.bench.e2e import end_to_end  # noqa: PLC0415
 
             report.update(end_to_end(model_dir, opts=opts, ceiling=report["ceiling_streams"]))
             if report.get("cold_start_kafka_s") is not None:  # with Kafka: partitions assigned too
@@ -136,7 +136,7 @@ def _vectors_per_clip(model: LoadedModel, clips: Workload) -> int:
 
 def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> dict[str, Any]:
     """The DCASE way, the compute part per batch size and thread count, the streaming ceiling."""
-    from .dcase import DcaseWay  # noqa: PLC0415 - imports librosa
+    from monitor.bench.dcase import DcaseWay  # noqa: PLC0415 - imports librosa
 
     secs, vpc = clips.seconds, _vectors_per_clip(model, clips)
     on_cpu = model.device.type == "cpu"
@@ -295,7 +295,7 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "bench.json"]
     paths[0].write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
-    from .report import plot  # noqa: PLC0415
+    from monitor.bench.report import plot  # noqa: PLC0415
 
     png = plot(report, out / "bench.png")
     if png is not None:

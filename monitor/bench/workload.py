@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..synth import machine_sound, write_factory
-from ..training import TrainOptions, train_audio
+from monitor.synth import machine_sound, write_factory
+from monitor.training.audio import TrainOptions, train_audio
 
 SAMPLE_RATE = 16000
 

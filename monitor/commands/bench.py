@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.report import table  # noqa: PLC0415
-    from ..bench.suite import BenchOptions, run_bench, write_outputs  # noqa: PLC0415
+    from monitor.bench.report import table  # noqa: PLC0415
+    from monitor.bench.suite import BenchOptions, run_bench, write_outputs  # noqa: PLC0415
 
     def stop(signum, _frame):  # SIGTERM (e.g. a CI timeout): unwind, so the broker and workers stop
         raise SystemExit(128 + signum)

@@ -5,7 +5,7 @@ import argparse
 import signal
 import threading
 
-from ..broker import Broker, create_topics
+from monitor.kafka.broker import Broker, create_topics
 
 HELP = "run a local Kafka-protocol broker (Tansu, memory storage) to try the service"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import dump, load_config
+from monitor.config import dump, load_config
 
 HELP = "validate a service config and print the effective values (secrets masked)"
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.set)
     print(dump(cfg), end="")
     if args.load_models:
-        from ..service import models_of  # noqa: PLC0415
+        from monitor.service.worker import models_of  # noqa: PLC0415
 
         for m in models_of(cfg):
             print(f"# model {m.folder} ({m.name} {m.version}, threshold {m.threshold.value:.5g})")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..broker import Broker, create_topics
-from ..evaluation import evaluate_audio
-from ..synth import inject_fault, machine_sound, write_factory
-from ..training import TrainOptions, train_audio
-from .common import EpochProgress, fmt
+from monitor.kafka.broker import Broker, create_topics
+from monitor.evaluation.dcase import evaluate_audio
+from monitor.synth import inject_fault, machine_sound, write_factory
+from monitor.training.audio import TrainOptions, train_audio
+from monitor.commands.common import EpochProgress, fmt
 
 HELP = "the whole story over Kafka: broker, training, live streams with faults, events, plot"
 MACHINES = {"pump": 110.0, "fan": 190.0}
@@ -56,7 +56,7 @@ def _sensor_rows(n: int, *, seed: int, fault: tuple[int, int] | None = None) -> 
 
 
 def _train_sensor(out: Path, seed: int, device: str):
-    from ..sensor_training import SensorTrainOptions, train_sensors  # noqa: PLC0415
+    from monitor.training.sensors import SensorTrainOptions, train_sensors  # noqa: PLC0415
 
     csv = out / "data" / "rig-train.csv"
     rows = _sensor_rows(1800, seed=seed)
@@ -70,11 +70,11 @@ def _train_sensor(out: Path, seed: int, device: str):
 def run(args: argparse.Namespace) -> int:
     import soundfile as sf  # noqa: PLC0415
 
-    from ..config import load_config  # noqa: PLC0415
-    from ..service import Worker  # noqa: PLC0415
-    from ..sinks.base import Sink  # noqa: PLC0415
-    from ..sinks.stdout import describe  # noqa: PLC0415
-    from .produce import _producer, file_chunks, publish_audio  # noqa: PLC0415
+    from monitor.config import load_config  # noqa: PLC0415
+    from monitor.service.worker import Worker  # noqa: PLC0415
+    from monitor.sinks.base import Sink  # noqa: PLC0415
+    from monitor.sinks.stdout import describe  # noqa: PLC0415
+    from monitor.kafka.producer import producer_for, file_chunks, publish_audio  # noqa: PLC0415
 
     import logging  # noqa: PLC0415
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                   {"streams": "line3/rig-*", "model": str(sensor_folder.parent)}]
         from dataclasses import replace  # noqa: PLC0415
 
-        from ..config import RouteConfig  # noqa: PLC0415
+        from monitor.config import RouteConfig  # noqa: PLC0415
 
         cfg = replace(cfg, models=[RouteConfig(**r) for r in routes])
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         t_live = time.perf_counter()
         sensor = threading.Thread(target=_publish_sensors, args=(broker.bootstrap,), daemon=True)
         sensor.start()
-        producer = _producer(broker.bootstrap)
+        producer = producer_for(broker.bootstrap)
         chunks = file_chunks([p for _, p in files], names=[s for s, _ in files], sample_rate=sr, chunk_ms=100)
         stats = publish_audio(producer, "machine-audio", chunks, start_ts_ns=0, realtime=True)
         producer.close()
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _publish_sensors(bootstrap: str, *, speed: float = 30.0) -> None:
-    from ..sinks.kafka import make_producer  # noqa: PLC0415
+    from monitor.sinks.kafka import make_producer  # noqa: PLC0415
 
     rows = _sensor_rows(300, seed=77, fault=(150, 210))
     p = make_producer(bootstrap.split(","))
@@ -226,7 +226,7 @@ def _plot(path: Path, windows: list[dict], events: list[dict], routes: list[dict
     from models.threshold import Threshold  # noqa: PLC0415
     from workers.model import load_model  # noqa: PLC0415
 
-    from .. import plots  # noqa: PLC0415
+    from monitor.evaluation import plots  # noqa: PLC0415
 
     info = {}
     for r in routes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..sources.microphone import MicrophoneError, list_devices
+from monitor.sources.microphone import MicrophoneError, list_devices
 
 HELP = "list audio input devices (index, name, channels, default sample rate)"
 

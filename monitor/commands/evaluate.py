@@ -8,9 +8,9 @@ import numpy as np
 
 from workers.model import load_model
 
-from ..evaluation import evaluate_audio
-from . import sensor_options
-from .common import fmt, print_json
+from monitor.evaluation.dcase import evaluate_audio
+from monitor.commands import sensor_options
+from monitor.commands.common import fmt, print_json
 
 HELP = "evaluate a model on labelled clips: AUC, pAUC, and precision/recall/F1/FPR at its threshold"
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_plots(folder: Path, model, res: dict, results) -> list[Path]:
-    from .. import plots  # noqa: PLC0415
+    from monitor.evaluation import plots  # noqa: PLC0415
 
     rows = res["rows"]
     y = np.array([r["label"] == "anomaly" for r in rows])

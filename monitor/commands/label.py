@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..event_audio import find_event_audio
+from monitor.errors import DataError
+from monitor.runtime.event_audio import find_event_audio
 
 HELP = "label an event as a true fault or a false alarm (for ws-ae retraining), or --list events"
 LABELS = "labels.jsonl"

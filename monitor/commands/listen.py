@@ -23,11 +23,11 @@ from workers.input_health import AudioHealthSpec
 from workers.model import load_model
 from workers.windowing import WindowScore
 
-from ..live import LatencyStats, LiveRunner, drive, warm_up
-from ..sinks import FanOut, JsonlSink, StdoutSink
-from ..sinks.base import Sink
-from ..sources.base import AudioChunk
-from ..sources.microphone import MicrophoneSource, resolve_device
+from monitor.runtime.drive import LatencyStats, LiveRunner, drive, warm_up
+from monitor.sinks import FanOut, JsonlSink, StdoutSink
+from monitor.sinks.base import Sink
+from monitor.sources.base import AudioChunk
+from monitor.sources.microphone import MicrophoneSource, resolve_device
 
 log = logging.getLogger("monitor.listen")
 
@@ -264,8 +264,8 @@ def _count_open(events: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _plot(path: str, runner: LiveRunner, model, events, sr: int) -> None:
-    from .. import plots  # noqa: PLC0415
-    from ..replay import window_series  # noqa: PLC0415
+    from monitor.evaluation import plots  # noqa: PLC0415
+    from monitor.runtime.replay import window_series  # noqa: PLC0415
 
     streams = {r.summary.stream: window_series(r, sr) for r in runner.finished if r.windows}
     # Live events carry epoch times; the timeline is in seconds since the capture started.

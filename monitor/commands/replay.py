@@ -7,9 +7,9 @@ import sys
 
 from workers.model import load_model
 
-from ..replay import replay, window_series
-from ..sinks import FanOut, JsonlSink, StdoutSink
-from . import sensor_options
+from monitor.runtime.replay import replay, window_series
+from monitor.sinks import FanOut, JsonlSink, StdoutSink
+from monitor.commands import sensor_options
 
 HELP = "replay recorded audio through the live pipeline, printing anomaly events"
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"capture-to-score latency over {lat['windows']} windows: p50 {lat['p50_ms']:.1f} ms, "
               f"p99 {lat['p99_ms']:.1f} ms", file=out)
     if args.plot:
-        from .. import plots  # noqa: PLC0415
+        from monitor.evaluation import plots  # noqa: PLC0415
 
         shown = sorted(res.streams, key=lambda r: -len(r.events))[:8]
         plots.timeline(args.plot, streams={r.summary.stream: window_series(r, res.sample_rate) for r in shown},

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from ..config import load_config
+from monitor.config import load_config
 
 HELP = "run the streaming service: consume audio/sensor topics, score, publish events"
 log = logging.getLogger("monitor")
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.set)
     n = args.workers or cfg.service.workers
     if args.worker_index is not None or n == 1:
-        from ..service import run_worker  # noqa: PLC0415
+        from monitor.service.worker import run_worker  # noqa: PLC0415
 
         return run_worker(cfg, index=args.worker_index or 0)
     return _supervise(args, n)

@@ -10,9 +10,9 @@ import json
 import sys
 from typing import Any
 
-from ..alerting import HysteresisSpec
-from ..errors import DataError
-from .common import EpochProgress, fmt, print_json
+from monitor.alerting import HysteresisSpec
+from monitor.errors import DataError
+from monitor.commands.common import EpochProgress, fmt, print_json
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def is_sensor(args: argparse.Namespace) -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..sensor_training import SENSOR_Q, SensorTrainOptions, train_sensors  # noqa: PLC0415
+    from monitor.training.sensors import SENSOR_Q, SensorTrainOptions, train_sensors  # noqa: PLC0415
 
     opts = SensorTrainOptions(
         scorer=args.scorer, time_column=args.time_column,
@@ -89,9 +89,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace, model) -> int:
-    from ..sensor_runner import SensorRunner  # noqa: PLC0415
-    from ..sinks import FanOut, JsonlSink, StdoutSink  # noqa: PLC0415
-    from ..sources.csv_sensors import CsvSensorSource, list_csv  # noqa: PLC0415
+    from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
+    from monitor.sinks import FanOut, JsonlSink, StdoutSink  # noqa: PLC0415
+    from monitor.sources.csv_sensors import CsvSensorSource, list_csv  # noqa: PLC0415
 
     spec = model.frontend.spec
     time_column = getattr(args, "time_column", None) or spec.time_column
@@ -150,7 +150,7 @@ def is_sensor_protocol(args: argparse.Namespace) -> bool:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation_timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: PLC0415
+    from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: PLC0415
 
     if not args.scorer:
         raise DataError(f"--protocol {args.protocol} trains a model per run: pass --scorer NAME")

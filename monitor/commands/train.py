@@ -6,10 +6,10 @@ import argparse
 from models.registry import SCORERS
 from models.threshold import CONVENTIONS, METHODS
 
-from ..errors import DataError
-from ..training import TrainOptions, retrain_from_labels, train_audio
-from . import sensor_options
-from .common import EpochProgress, fmt
+from monitor.errors import DataError
+from monitor.training.audio import TrainOptions, retrain_from_labels, train_audio
+from monitor.commands import sensor_options
+from monitor.commands.common import EpochProgress, fmt
 
 HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DIR/latest"
 

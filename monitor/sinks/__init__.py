@@ -1,6 +1,6 @@
 """Event sinks: one file per sink."""
-from .base import FanOut, Sink
-from .jsonl import JsonlSink
-from .stdout import StdoutSink, describe
+from monitor.sinks.base import FanOut, Sink
+from monitor.sinks.jsonl import JsonlSink
+from monitor.sinks.stdout import StdoutSink, describe
 
 __all__ = ["FanOut", "JsonlSink", "Sink", "StdoutSink", "describe"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .kafka import SinkError
+from monitor.sinks.kafka import SinkError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .base import Sink
+from monitor.sinks.base import Sink
 
 
 class JsonlSink(Sink):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import MonitorError
-from .base import Sink
+from monitor.errors import MonitorError
+from monitor.sinks.base import Sink
 
 
 class SinkError(MonitorError):

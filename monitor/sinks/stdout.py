@@ -5,7 +5,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from .base import Sink
+from monitor.sinks.base import Sink
 
 
 def describe(event: dict[str, Any]) -> str:

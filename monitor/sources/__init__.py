@@ -1,5 +1,5 @@
 """Sources: one file per source (files, microphone, Kafka)."""
-from .base import AudioChunk
-from .files import FileSource
+from monitor.sources.base import AudioChunk
+from monitor.sources.files import FileSource
 
 __all__ = ["AudioChunk", "FileSource"]

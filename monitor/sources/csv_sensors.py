@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from monitor.errors import DataError
 
 #: Columns a benchmark CSV carries that are labels, never channels.
 LABEL_COLUMNS = ("anomaly", "changepoint", "label", "is_anomaly")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import Clip, ReadReport, read_clip
-from .base import AudioChunk
+from monitor.datasets import Clip, ReadReport, read_clip
+from monitor.sources.base import AudioChunk
 
 
 class FileSource:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MonitorError
-from .base import float_from_pcm16
+from monitor.errors import MonitorError
+from monitor.sources.base import float_from_pcm16
 
 FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 REQUIRED = ("sample_rate", "channels", "format", "ts", "seq")

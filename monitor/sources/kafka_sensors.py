@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .kafka_audio import BadMessage, stream_id
+from monitor.sources.kafka_audio import BadMessage, stream_id
 
 
 @dataclass

@@ -28,7 +28,7 @@ import numpy as np
 from models.errors import MonitorError
 from workers.resample import StreamResampler
 
-from .base import AudioChunk
+from monitor.sources.base import AudioChunk
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def windows_by_key(rows: list[dict]) -> dict[tuple, float]:
 
 def replay_reference(model_dir, folder) -> tuple[list[dict], dict[tuple, float]]:
     """Events and window scores of ``monitor replay`` on the same clips (the reference)."""
-    from monitor.replay import replay
+    from monitor.runtime.replay import replay
     from workers.model import load_model
 
     model = load_model(model_dir, device="cpu")

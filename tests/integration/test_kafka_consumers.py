@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from monitor.broker import Broker, create_topics
+from monitor.kafka.broker import Broker, create_topics
 from monitor.config import load_config
 from monitor.sinks.kafka import make_producer
-from monitor.sources.kafka_consumer import make_consumer
+from monitor.kafka.consumer import make_consumer
 
 pytestmark = pytest.mark.kafka
 

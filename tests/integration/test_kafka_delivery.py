@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from monitor.broker import Broker, create_topics, free_port
-from monitor.commands.produce import _producer, file_chunks, publish_audio
+from monitor.kafka.broker import Broker, create_topics, free_port
+from monitor.kafka.producer import producer_for, file_chunks, publish_audio
 from monitor.synth import inject_fault, machine_sound
 
 from .kafka_utils import (TOPICS, assert_scores_match, http_status, log_has, read_jsonl,
@@ -45,7 +45,7 @@ def streams(tmp_path_factory, trained_model):
 
 def _produce_in_background(bootstrap: str, folder: Path, *, realtime: bool = True) -> threading.Thread:
     def go():
-        p = _producer(bootstrap)
+        p = producer_for(bootstrap)
         publish_audio(p, "machine-audio", file_chunks(sorted(folder.glob("*.wav"))), start_ts_ns=0,
                       realtime=realtime)
         p.close()
@@ -225,7 +225,7 @@ def test_service_hot_reloads_a_new_version_without_losing_a_window(streams, trai
           f"{len(late)} under v2, {sum(e.get('closed_by') == 'model-reload' for e in events)} closed by the reload")
     assert late, "no event under the new version (the streams' later faults)"
     # the service kept each machine event's audio for labelling (sinks.event_audio)
-    from monitor.event_audio import find_event_audio
+    from monitor.runtime.event_audio import find_event_audio
 
     closed = [e for e in events if e["kind"] == "machine" and e["status"] == "closed"]
     kept = {e["event_id"]: find_event_audio(tmp_path / "event_audio", e["event_id"]) for e in closed}

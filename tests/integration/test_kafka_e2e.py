@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from monitor.broker import Broker, create_topics
-from monitor.commands.produce import _producer, file_chunks, publish_audio
+from monitor.kafka.broker import Broker, create_topics
+from monitor.kafka.producer import producer_for, file_chunks, publish_audio
 from monitor.datasets import read_clip
 from monitor.synth import inject_fault
-from monitor.training import TrainOptions, train_audio
+from monitor.training.audio import TrainOptions, train_audio
 from tests.conftest import shared_data
 
 from .kafka_utils import (TOPICS, assert_scores_match, event_key, read_jsonl, replay_reference,
@@ -88,7 +88,7 @@ def test_service_equals_replay_and_detects_faults(real_setup, factory, trained_m
                            windows=windows_path, routes=[("fan-*", models["fan"]), ("valve-*", models["valve"]),
                                    ("normal_*", models["pump"]), ("anomaly_*", models["pump"])])
         files = sorted(p for f in folders.values() for p in f.glob("*.wav"))
-        producer = _producer(broker.bootstrap)
+        producer = producer_for(broker.bootstrap)
         t0 = time.monotonic()
         stats = publish_audio(producer, "machine-audio", file_chunks(files), start_ts_ns=0)
         producer.close()

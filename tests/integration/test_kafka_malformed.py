@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from monitor.broker import Broker, create_topics
-from monitor.commands.produce import _producer, file_chunks, publish_audio
+from monitor.kafka.broker import Broker, create_topics
+from monitor.kafka.producer import producer_for, file_chunks, publish_audio
 from monitor.sinks.dead_letter import dead_letter_fields
 from monitor.sources.kafka_audio import audio_headers, encode_audio
 
@@ -71,7 +71,7 @@ def test_malformed_messages_all_dead_lettered(factory, trained_model, tmp_path):
                            windows=windows_path, routes=[("normal_*", trained_model), ("anomaly_*", trained_model)])
         worker = start_worker(cfg, log=tmp_path / "w.log")
         try:
-            p = _producer(broker.bootstrap)
+            p = producer_for(broker.bootstrap)
             good = file_chunks(files)
             # interleave: a burst of bad messages after every good chunk, keyed like the good streams
             per = -(-N_BAD // 10)

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from monitor.broker import Broker, create_topics
+from monitor.kafka.broker import Broker, create_topics
 from monitor.commands.produce import run_sensors
-from monitor.sensor_training import SensorTrainOptions, train_sensors
+from monitor.training.sensors import SensorTrainOptions, train_sensors
 from tests.monitor.test_sensors import CHANNELS, synth_rows, write_csv
 
 from .kafka_utils import TOPICS, log_has, read_jsonl, start_worker, stop, wait_for, write_config
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.kafka
 
 
 def _replay_events(model_dir, csv) -> list[dict]:
-    from monitor.sensor_runner import SensorRunner
+    from monitor.runtime.sensors import SensorRunner
     from monitor.sources.csv_sensors import read_sensor_csv
     from workers.model import load_model
 

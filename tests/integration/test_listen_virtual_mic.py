@@ -117,7 +117,7 @@ class _Proc:
 def valve_model(tmp_path_factory) -> Path:
     import torch
 
-    from monitor.training import TrainOptions, train_audio
+    from monitor.training.audio import TrainOptions, train_audio
 
     out = tmp_path_factory.mktemp("listen") / "model"
     threads = torch.get_num_threads()
@@ -308,7 +308,7 @@ def test_produce_from_mic_publishes_the_captured_audio(mic_env, tmp_path):
     service's wire format (a real Tansu broker)."""
     from kafka import KafkaConsumer
 
-    from monitor.broker import Broker, create_topics
+    from monitor.kafka.broker import Broker, create_topics
     from monitor.sources.kafka_audio import decode_audio
 
     tests = sorted(shared_data("audio", "dcase2023_valve", "valve", "test").glob("*normal*.wav"))

@@ -102,8 +102,8 @@ FAST = {"epochs": 15, "stage2_epochs": 15, "batch_size": 32, "patience": 5}
 
 def test_train_with_weak_records_hashes_and_evaluate_refuses_them(weak_dirs, tmp_path):
     from models.artifacts import file_sha256
-    from monitor.evaluation import evaluate_audio
-    from monitor.training import TrainOptions, train_audio
+    from monitor.evaluation.dcase import evaluate_audio
+    from monitor.training.audio import TrainOptions, train_audio
     from workers.model import load_model
 
     # the paper's recipe as such (cross-validated selection: tests/monitor/test_weak_selection.py)
@@ -129,7 +129,7 @@ def test_train_without_weak_says_stage_one_only(weak_dirs, tmp_path, capsys):
 
 
 def test_weak_needs_a_weakly_supervised_scorer(weak_dirs, tmp_path):
-    from monitor.training import TrainOptions, train_audio
+    from monitor.training.audio import TrainOptions, train_audio
 
     with pytest.raises(DataError, match="weakly-supervised scorer"):
         train_audio(weak_dirs / "train", tmp_path / "m",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.anchor_rules import (intervals, orion_flags, runs_of, skab_flags, telemanom_epsilon, telemanom_flags,
+from monitor.evaluation.anchor_rules import (intervals, orion_flags, runs_of, skab_flags, telemanom_epsilon, telemanom_flags,
                                   telemanom_prune, widened)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from models.threshold import Threshold
 from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
-from monitor.checkpoint import OffsetBook
+from monitor.service.checkpoint import OffsetBook
 from workers.windowing import WindowScore
 
 

@@ -70,7 +70,7 @@ def test_shipped_configs_load(monkeypatch):
 
 def test_librdkafka_gets_the_same_settings_as_kafka_python(tmp_path):
     """``kafka.client: confluent`` maps every consumer and security setting to librdkafka's name."""
-    from monitor.sources.kafka_consumer import _librdkafka_options, resolve_client
+    from monitor.kafka.consumer import _librdkafka_options, resolve_client
 
     p = tmp_path / "c.yaml"
     p.write_text("kafka:\n  bootstrap: b1:9092,b2:9092\n  group_id: g\n  client: confluent\n"

@@ -15,9 +15,9 @@ import soundfile as sf
 
 from models.artifacts import LATEST, set_latest
 from monitor.cli import main
-from monitor.event_audio import EventAudioSpec, EventAudioStore
-from monitor.model_watch import ModelWatcher
-from monitor.runner import StreamRunner
+from monitor.runtime.event_audio import EventAudioSpec, EventAudioStore
+from monitor.runtime.model_watch import ModelWatcher
+from monitor.runtime.runner import StreamRunner
 from monitor.sinks.jsonl import JsonlSink
 from monitor.sources.base import AudioChunk, float_from_pcm16
 from monitor.synth import inject_fault, machine_sound
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def v1_root(tmp_path_factory) -> Path:
     """A stage-1 ws-ae model (no labels) trained on 8 normal clips of a synthetic machine."""
-    from monitor.training import TrainOptions, train_audio
+    from monitor.training.audio import TrainOptions, train_audio
 
     root = tmp_path_factory.mktemp("loop")
     (root / "train").mkdir()

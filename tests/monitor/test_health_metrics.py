@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from monitor.health import Metrics
+from monitor.service.health import Metrics
 
 
 def _event(stream: str, status: str = "open", kind: str = "machine") -> dict:

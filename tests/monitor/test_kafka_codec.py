@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.commands.produce import OutChunk, file_chunks, publish_audio, ts_for
+from monitor.kafka.producer import OutChunk, file_chunks, publish_audio, ts_for
 from monitor.sources.kafka_audio import BadMessage, audio_headers, decode_audio, encode_audio
 from monitor.sources.kafka_sensors import decode_sensors
 

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from monitor.live import LatencyStats, LiveRunner, _Captures, drive
-from monitor.runner import StreamRunner
+from monitor.runtime.drive import LatencyStats, LiveRunner, _Captures, drive
+from monitor.runtime.runner import StreamRunner
 from monitor.sources.base import AudioChunk
 from monitor.sources.microphone import MicrophoneError, MicrophoneSource, import_sounddevice
 from monitor.synth import machine_sound
@@ -200,7 +200,7 @@ def test_a_gap_raises_input_dropout_and_keeps_the_capture_grid(trained_model):
 def test_realtime_file_replay_measures_latency(trained_model, factory, tmp_path):
     import soundfile as sf
 
-    from monitor.replay import replay
+    from monitor.runtime.replay import replay
 
     model = load_model(trained_model, device="cpu")
     path = tmp_path / "normal_id_00_00000000.wav"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from monitor.process_tuning import keep_heap
+from monitor.service.process_tuning import keep_heap
 
 #: A flush's frames, spectra and vectors (megabytes each, a little larger each flush), allocated
 #: with the C library's malloc itself, as torch's CPU allocator does. Going through torch let the
@@ -17,7 +17,7 @@ from monitor.process_tuning import keep_heap
 #: they are the same on every run.
 CHILD = """
 import ctypes, ctypes.util, json, resource, sys
-from monitor.process_tuning import keep_heap
+from monitor.service.process_tuning import keep_heap
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]

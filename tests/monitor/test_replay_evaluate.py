@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.evaluation import evaluate_audio
-from monitor.replay import replay
+from monitor.evaluation.dcase import evaluate_audio
+from monitor.runtime.replay import replay
 from monitor.sinks import JsonlSink
 from workers.model import load_model
 from workers.offline import score_clips

@@ -101,7 +101,7 @@ def test_csv_reads_semicolons_labels_and_times(tmp_path):
 # -- training, replay, health ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sensor_model(tmp_path_factory):
-    from monitor.sensor_training import SensorTrainOptions, train_sensors
+    from monitor.training.sensors import SensorTrainOptions, train_sensors
 
     root = tmp_path_factory.mktemp("sensors")
     write_csv(root / "train.csv", synth_rows(1500, 0), jitter=0.2)
@@ -111,7 +111,7 @@ def sensor_model(tmp_path_factory):
 
 
 def _replay(model, path, chunk: int):
-    from monitor.sensor_runner import SensorRunner
+    from monitor.runtime.sensors import SensorRunner
     from monitor.sources.csv_sensors import CsvSensorSource
 
     runner = SensorRunner(model, keep_windows=True)

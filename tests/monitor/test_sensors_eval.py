@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.evaluation_timeseries import flags_from_events, overlap_segment_counts, point_metrics
+from monitor.evaluation.timeseries import flags_from_events, overlap_segment_counts, point_metrics
 
 
 def test_overlap_segments_count_like_orion():

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import MonitorError
+from monitor.errors import MonitorError
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from models.artifacts import file_sha256
 from workers.model import LoadedModel
 from workers.offline import ClipResult, score_clips
 
-from .alerting import AlertContext, HysteresisSpec, StreamAlerts
-from .datasets import ReadReport, list_clips, read_clip
-from .errors import DataError
+from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
+from monitor.datasets import ReadReport, list_clips, read_clip
+from monitor.errors import DataError
 
 log = logging.getLogger(__name__)
 PAUC_MAX_FPR = 0.1

@@ -21,8 +21,8 @@ import numpy as np
 from models.threshold import Threshold, fit_threshold
 from workers.windowing import WindowScore
 
-from .alerting import AlertContext, HysteresisSpec, StreamAlerts
-from .evaluation_timeseries import flags_from_events, point_counts, point_metrics
+from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
+from monitor.evaluation.timeseries import flags_from_events, point_counts, point_metrics
 
 COUNT_KEYS = ("tp", "fp", "fn", "tn")
 

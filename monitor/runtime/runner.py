@@ -16,11 +16,11 @@ from workers.model import LoadedModel
 from workers.pipeline import ScoringPipeline, StreamSummary
 from workers.windowing import WindowScore
 
-from .alerting import AlertContext, HysteresisSpec, StreamAlerts
-from .event_audio import EventAudioStore
-from .model_watch import ModelWatcher
-from .sinks.base import Sink
-from .sources.base import AudioChunk, float_from_pcm16
+from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
+from monitor.runtime.event_audio import EventAudioStore
+from monitor.runtime.model_watch import ModelWatcher
+from monitor.sinks.base import Sink
+from monitor.sources.base import AudioChunk, float_from_pcm16
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from models.threshold import Threshold
 from monitor.alerting import HysteresisSpec
-from monitor.alerting_selection import AlertSetting, alert_flags, choose, counts, f1_far_mar, leave_one_group_out
+from alerting_selection import AlertSetting, alert_flags, choose, counts, f1_far_mar, leave_one_group_out
 from workers.windowing import WindowScore
 
 LOOSE = AlertSetting(0.99, HysteresisSpec(2, 3, 3))

@@ -26,7 +26,7 @@ import numpy as np
 from workers.model import LoadedModel
 from workers.offline import score_clips
 
-from .errors import DataError
+from monitor.errors import DataError
 
 
 def fold_groups(n: int, folds: int, *, seed: int) -> list[list[int]]:

@@ -26,27 +26,27 @@ from models.errors import MonitorError
 from workers.batching import MicroBatcher
 from workers.model import LoadedModel, load_model
 
-from .alerting import HysteresisSpec
-from .alerting.events import make_event
-from .checkpoint import OffsetBook
-from .config import Config, kafka_client_options, to_dict
-from .errors import ConfigError
-from .event_audio import EventAudioSpec, EventAudioStore
-from .health import HealthServer, Metrics
-from .model_watch import ModelWatcher
-from .process_tuning import keep_heap, tune_gc
-from .runner import StreamRunner
-from .sinks.base import FanOut, Sink
-from .sinks.dead_letter import DeadLetterSink
-from .sinks.jsonl import JsonlSink
-from .sinks.kafka import KafkaSink, make_producer
-from .sinks.stdout import StdoutSink
-from .sources.base import AudioChunk
-from .sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
-from .sources.kafka_consumer import make_consumer, resolve_client
-from .sources.kafka_sensors import decode_sensors
+from monitor.alerting import HysteresisSpec
+from monitor.alerting.events import make_event
+from monitor.service.checkpoint import OffsetBook
+from monitor.config import Config, kafka_client_options, to_dict
+from monitor.errors import ConfigError
+from monitor.runtime.event_audio import EventAudioSpec, EventAudioStore
+from monitor.service.health import HealthServer, Metrics
+from monitor.runtime.model_watch import ModelWatcher
+from monitor.service.process_tuning import keep_heap, tune_gc
+from monitor.runtime.runner import StreamRunner
+from monitor.sinks.base import FanOut, Sink
+from monitor.sinks.dead_letter import DeadLetterSink
+from monitor.sinks.jsonl import JsonlSink
+from monitor.sinks.kafka import KafkaSink, make_producer
+from monitor.sinks.stdout import StdoutSink
+from monitor.sources.base import AudioChunk
+from monitor.sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
+from monitor.kafka.consumer import make_consumer, resolve_client
+from monitor.sources.kafka_sensors import decode_sensors
 
-log = logging.getLogger("monitor.service")
+log = logging.getLogger("monitor.service.worker")
 
 INPUT_SCORER = "input-health"
 
@@ -95,7 +95,7 @@ class Router:
                 except MonitorError as exc:
                     raise ConfigError(f"models[{i}].model: {exc}") from None
                 if model.meta.get("features", {}).get("kind") == "sensor":
-                    from .sensor_runner import SensorRunner  # noqa: PLC0415
+                    from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
 
                     sensor = SensorRunner(model, None, hysteresis=hyst)
                     sensor.runner.on_window = partial(on_window, model) if on_window else None

@@ -22,12 +22,12 @@ import numpy as np
 from workers.model import LoadedModel
 from workers.sensor_frontend import GridGap, SensorFrontEnd, SensorGrid
 
-from .alerting import HysteresisSpec
-from .errors import DataError
-from .runner import StreamResult, StreamRunner
-from .sensor_health import HealthContext, SensorHealth, SensorHealthSpec
-from .sinks.base import Sink
-from .sources.base import AudioChunk
+from monitor.alerting import HysteresisSpec
+from monitor.errors import DataError
+from monitor.runtime.runner import StreamResult, StreamRunner
+from monitor.runtime.sensor_health import HealthContext, SensorHealth, SensorHealthSpec
+from monitor.sinks.base import Sink
+from monitor.sources.base import AudioChunk
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Replay recorded audio through the streaming path (the code the service runs).
 
 Files are a source like the microphone: ``FileSource`` chunks go through the same
-``monitor.live.drive`` loop and ``StreamRunner`` as ``monitor listen``, at real-time pace
+``monitor.runtime.drive.drive`` loop and ``StreamRunner`` as ``monitor listen``, at real-time pace
 (``realtime=True``, with capture-to-score latency measured) or as fast as possible.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 
 from workers.model import LoadedModel
 
-from .datasets import ReadReport, list_clips
-from .live import DriveResult, LiveRunner, drive
-from .runner import StreamResult
-from .sinks.base import Sink
-from .sources.files import FileSource
+from monitor.datasets import ReadReport, list_clips
+from monitor.runtime.drive import DriveResult, LiveRunner, drive
+from monitor.runtime.runner import StreamResult
+from monitor.sinks.base import Sink
+from monitor.sources.files import FileSource
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 
 from workers.sensor_frontend import SensorSpec
 
-from .alerting.events import make_event
+from monitor.alerting.events import make_event
 
 FLAT_LINE, OUT_OF_RANGE, STEP, GAP = "flat-line", "out-of-range", "step", "gap"
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .sources.base import AudioChunk, float_from_pcm16
+from monitor.errors import ConfigError
+from monitor.sources.base import AudioChunk, float_from_pcm16
 
 log = logging.getLogger(__name__)
 

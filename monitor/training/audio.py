@@ -20,8 +20,8 @@ from workers.frontend import AudioFrontEnd
 from workers.model import AlertingWindow, LoadedModel
 from workers.offline import score_clips
 
-from .datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
-from .errors import DataError, MonitorError
+from monitor.datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
+from monitor.errors import DataError, MonitorError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     train_c, hold_c = split_holdout([c for c, _ in loaded], fraction=opts.holdout,
                                     minimum=opts.min_holdout, seed=opts.seed)
     if opts.threshold_folds:
-        from .threshold_crossfit import fold_groups  # noqa: PLC0415
+        from monitor.training.crossfit import fold_groups  # noqa: PLC0415
 
         fold_groups(len(loaded), opts.threshold_folds, seed=opts.seed)  # refuse before training
     audio_of = {c.path: a for c, a in loaded}
@@ -217,7 +217,7 @@ def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
     repeats the full model's recipe (its parameters, seed and, when stage 2 ran, the labelled
     clips at the margin it settled on) without that fold (``monitor/threshold_crossfit.py``).
     ``known_vectors``: the vectors already cut per clip name (the others are cut here)."""
-    from .threshold_crossfit import out_of_fold_window_scores  # noqa: PLC0415
+    from monitor.training.crossfit import out_of_fold_window_scores  # noqa: PLC0415
 
     vectors = [known_vectors[n] if n in known_vectors else _clip_vectors(frontend, a, input_spec)
                for n, a in clips]  # the training clips' vectors exist already
@@ -257,7 +257,7 @@ def _versions() -> dict[str, str]:
     import numpy  # noqa: PLC0415
     import scipy  # noqa: PLC0415
 
-    from . import __version__  # noqa: PLC0415
+    from monitor import __version__  # noqa: PLC0415
 
     return {"monitor": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "scipy": scipy.__version__, "python": platform.python_version()}
@@ -451,7 +451,7 @@ def _select_retrain_margin(model: LoadedModel, normals: torch.Tensor,
                            hold: list[tuple[str, np.ndarray]], *, seed: int):
     """Cross-validate retraining over the fault events: the model as it is against stage 2 at
     ``select_scales`` x the retraining margin; sets the chosen margin on the scorer."""
-    from .weak_selection import choose_stage2  # noqa: PLC0415
+    from monitor.training.weak_selection import choose_stage2  # noqa: PLC0415
 
     h = model.scorer.hyper
     base, kept_scale = float(h["margin"]), h.get("margin_scale", 1.0)
@@ -504,7 +504,7 @@ def _fit_stage2_selected(scorer, stage1: str | Path | None, normals: torch.Tenso
     picks, or no stage 2 when none beats stage 1 (``monitor/weak_selection.py``)."""
     from models.base import FitReport  # noqa: PLC0415
 
-    from .weak_selection import choose_stage2  # noqa: PLC0415
+    from monitor.training.weak_selection import choose_stage2  # noqa: PLC0415
 
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
-from ..config import KafkaConfig
-from ..errors import ConfigError
+from monitor.config import KafkaConfig
+from monitor.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from workers.model import AlertingWindow, LoadedModel
 from workers.offline import score_clips
 from workers.sensor_frontend import GridRows, SensorFrontEnd, SensorGrid, SensorSpec
 
-from .errors import DataError
-from .sources.csv_sensors import SensorTable, infer_step, list_csv, read_sensor_csv
+from monitor.errors import DataError
+from monitor.sources.csv_sensors import SensorTable, infer_step, list_csv, read_sensor_csv
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
                                      what=f"the last {opts.holdout:.0%} of {len(hold)} segment(s)")
     state = {f"scorer.{k}": v for k, v in model.scorer.state_dict().items()}
     paths = [t.path for t in tables]
-    from .training import _versions  # noqa: PLC0415
+    from monitor.training.audio import _versions  # noqa: PLC0415
 
     meta = {
         "scorer": opts.scorer,

@@ -30,10 +30,10 @@ from workers.input_health import AudioHealth, AudioHealthSpec, HealthTransition,
 from workers.model import LoadedModel
 from workers.windowing import WindowScore
 
-from .alerting import HysteresisSpec, make_event
-from .runner import StreamRunner
-from .sinks.base import Sink
-from .sources.base import AudioChunk
+from monitor.alerting import HysteresisSpec, make_event
+from monitor.runtime.runner import StreamRunner
+from monitor.sinks.base import Sink
+from monitor.sources.base import AudioChunk
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .alerting import HysteresisSpec
-from .anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
+from monitor.alerting import HysteresisSpec
+from monitor.evaluation.anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
                            telemanom_flags)
-from .errors import DataError
-from .runner import StreamRunner
-from .sensor_training import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
+from monitor.errors import DataError
+from monitor.runtime.runner import StreamRunner
+from monitor.training.sensors import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
                               sensor_spec)
-from .sources.base import AudioChunk
-from .sources.csv_sensors import infer_step, read_sensor_csv
+from monitor.sources.base import AudioChunk
+from monitor.sources.csv_sensors import infer_step, read_sensor_csv
 
 log = logging.getLogger(__name__)
 

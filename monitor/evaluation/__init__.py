@@ -1,0 +1,1 @@
+"""Evaluation: DCASE clip AUC, the SKAB and NAB protocols, the anchors' decision rules, plots."""

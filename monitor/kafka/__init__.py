@@ -1,0 +1,1 @@
+"""Kafka clients: the consumer, the producer library, the embedded broker."""

@@ -1,0 +1,1 @@
+"""Training: audio and sensor scorers, their thresholds, and the weakly-supervised selection."""
