@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from workers.input_health import AudioHealthSpec
+
+from monitor.alerting.hysteresis import HysteresisSpec
 from monitor.errors import ConfigError
 
 SECRET = "***"
@@ -114,13 +117,28 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class AlertingConfig:
-    k: int = _f(2, lo=1, hi=1000)
-    n: int = _f(3, lo=1, hi=1000)
-    m: int = _f(3, lo=1, hi=1000)
+    """How window scores become events; `replay`, `listen` and `evaluate` read it too (--config)."""
+
+    k: int = _f(HysteresisSpec.k, lo=1, hi=1000, help="an event opens when k of the last n windows "
+                "are over the threshold")
+    n: int = _f(HysteresisSpec.n, lo=1, hi=1000)
+    m: int = _f(HysteresisSpec.m, lo=1, hi=1000, help="an event closes after m windows in a row "
+                "under the threshold")
+    input_health: bool = _f(True, help="audio input checks: clipping and a dead input are reported "
+                            "as their own event kinds, and a dead input's windows are kept out of "
+                            "machine alerting")
 
     def __post_init__(self) -> None:
-        if self.k > self.n:
-            raise ConfigError(f"alerting.k ({self.k}) must be <= alerting.n ({self.n})")
+        try:
+            self.hysteresis()
+        except ValueError as exc:
+            raise ConfigError(f"alerting.k/n/m: {exc}") from None
+
+    def hysteresis(self) -> HysteresisSpec:
+        return HysteresisSpec(self.k, self.n, self.m)
+
+    def health(self) -> AudioHealthSpec | None:
+        return AudioHealthSpec() if self.input_health else None
 
 
 @dataclass(frozen=True)

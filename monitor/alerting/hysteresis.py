@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HysteresisSpec:
+    """The defaults every command and the service share (DESIGN §3): 2 of 3 open, 3 under close."""
+
     k: int = 2
     n: int = 3
     m: int = 3
 
     def __post_init__(self) -> None:
         if not (1 <= self.k <= self.n and self.m >= 1):
-            raise ValueError(f"hysteresis needs 1 <= k <= n and m >= 1, got {self}")
+            raise ValueError(f"k ({self.k}) must be <= n ({self.n}), and k, n, m at least 1")
 
 
 class Hysteresis:

@@ -1,12 +1,10 @@
 """Drive any audio source through ``StreamRunner``: the loop ``listen`` and ``replay`` share.
 
 A source is anything that iterates ``AudioChunk``s in order per stream (``FileSource``,
-``MicrophoneSource``); optional ``close()`` and ``stats`` are used when present. The loop adds
-what a live input needs on top of scoring, the same for every source:
+``MicrophoneSource``, ``StdinSource``); optional ``close()`` and ``stats`` are used when present.
+Input health is the runner's own (``StreamRunner(health=...)``). The loop adds what a live input
+needs on top of scoring, the same for every source:
 
-- input health per alerting window (``workers.input_health``): ``clipping`` and
-  ``dead-input`` events, and dead windows kept out of machine alerting (silence is not a
-  machine anomaly);
 - gaps: a chunk that does not start where the previous one ended (a dropped capture block)
   raises an ``input-dropout`` event and restarts the stream at the new position, so no window
   is scored across missing audio; the window grid stays on the capture's sample index;
@@ -17,7 +15,6 @@ what a live input needs on top of scoring, the same for every source:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.input_health import AudioHealth, AudioHealthSpec, HealthTransition, WindowLevel
 from workers.model import LoadedModel
 from workers.windowing import WindowScore
 
-from monitor.alerting import HysteresisSpec, make_event
+from monitor.alerting import make_event
 from monitor.runtime.runner import StreamRunner
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk
@@ -38,13 +34,6 @@ from monitor.sources.base import AudioChunk
 log = logging.getLogger(__name__)
 
 DROPOUT = "input-dropout"
-
-
-def training_level_dbfs(model: LoadedModel) -> float | None:
-    """The reference level for ``dead-input``: the training windows' 1st-percentile RMS level."""
-    lv = (model.meta.get("input_level") or {}).get("window_rms_dbfs") or {}
-    v = lv.get("p1")
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
 class LatencyStats:
@@ -68,104 +57,6 @@ class LatencyStats:
         return {"windows": self.count, "p50_ms": round(1000 * float(np.quantile(v, 0.5)), 2),
                 "p99_ms": round(1000 * float(np.quantile(v, 0.99)), 2),
                 "max_ms": round(1000 * float(v.max()), 2)}
-
-
-class _GatedAlerts:
-    """Wraps one stream's ``StreamAlerts``: input health first, machine alerting after.
-
-    Windows of a dead input are kept out of the machine alerting (and reported as
-    ``dead-input`` instead); clipped windows are still scored and alerted, and also reported.
-    """
-
-    def __init__(self, inner, health: AudioHealth) -> None:
-        self.__dict__["inner"] = inner
-        self.__dict__["health"] = health
-        self.__dict__["finish_reason"] = None
-        self.__dict__["level"] = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__:
-            self.__dict__[name] = value
-        else:
-            setattr(self.inner, name, value)
-
-    def update(self, w: WindowScore) -> list[dict[str, Any]]:
-        level, transitions = self.health.assess(w.start_sample, w.end_sample)
-        self.__dict__["level"] = level
-        out = [self._event(t) for t in transitions]
-        dead, _ = self.health.is_dead(level)
-        if not dead:
-            out.extend(self.inner.update(w))
-        return out
-
-    def finish(self, reason: str = "end-of-stream") -> list[dict[str, Any]]:
-        reason = self.finish_reason or reason
-        out = self.inner.finish(reason)
-        return out + [self._event(t, reason) for t in self.health.finish()]
-
-    def _event(self, t: HealthTransition, reason: str | None = None) -> dict[str, Any]:
-        c = self.inner.ctx
-        extra = dict(t.fields)
-        if reason and "closed_by" in extra:
-            extra["closed_by"] = reason
-        return make_event(status=t.status, kind=t.kind, stream=c.stream, machine=c.machine,
-                          scorer=c.scorer, model_version=c.model_version, start_sample=t.start_sample,
-                          end_sample=t.end_sample, sample_rate=c.sample_rate,
-                          time_origin_s=c.time_origin_s, detail=t.detail, **extra)
-
-
-class LiveRunner(StreamRunner):
-    """``StreamRunner`` plus per-stream input health (``health=None`` turns it off)."""
-
-    def __init__(self, model: LoadedModel, sink: Sink | None = None, *,
-                 health: AudioHealthSpec | None = AudioHealthSpec(),
-                 hysteresis: HysteresisSpec = HysteresisSpec(), keep_windows: bool = False,
-                 on_window: Callable[[WindowScore], None] | None = None) -> None:
-        super().__init__(model, sink, hysteresis=hysteresis, keep_windows=keep_windows,
-                         on_window=on_window)
-        self.health_spec = health
-        self.reference_dbfs = training_level_dbfs(model)
-
-    def push(self, chunk: AudioChunk, **kwargs: Any) -> None:
-        new = chunk.stream not in self.alerts
-        super().push(chunk, **kwargs)
-        if self.health_spec is None:
-            return
-        if new:
-            length, hop = self.model.window.samples(chunk.sample_rate)
-            health = AudioHealth(length=length, hop=hop, spec=self.health_spec,
-                                 reference_dbfs=self.reference_dbfs,
-                                 min_silence=self.model.frontend.frame_hop)
-            self.alerts[chunk.stream] = _GatedAlerts(self.alerts[chunk.stream], health)
-        self.alerts[chunk.stream].health.push(chunk.samples, start_sample=chunk.start_sample)
-
-    def level(self, stream: str) -> WindowLevel | None:
-        """The input level of the stream's latest window (None before the first one)."""
-        a = self.alerts.get(stream)
-        return getattr(a, "level", None) if isinstance(a, _GatedAlerts) else None
-
-    def input_dead(self, stream: str) -> bool:
-        """Whether the stream's latest window was kept out of alerting as a dead input."""
-        a = self.alerts.get(stream)
-        lv = getattr(a, "level", None) if isinstance(a, _GatedAlerts) else None
-        return lv is not None and a.health.is_dead(lv)[0]
-
-    def open_events(self) -> int:
-        return sum(a.open is not None for a in self.alerts.values())
-
-    def restart_stream(self, stream: str, *, reason: str) -> list[dict[str, Any]]:
-        """End ``stream`` (its open events close with ``closed_by=reason``); its next chunk
-        starts it afresh at that chunk's ``start_sample``."""
-        a = self.alerts.get(stream)
-        if a is None:
-            return []
-        if isinstance(a, _GatedAlerts):
-            a.finish_reason = reason
-        events = self.flush()
-        return events + self.end_stream(stream)
 
 
 def warm_up(model: LoadedModel) -> None:
@@ -220,7 +111,7 @@ class _Captures:
         return None
 
 
-def drive(source: Iterable[AudioChunk], runner: LiveRunner, *, sink: Sink | None = None,
+def drive(source: Iterable[AudioChunk], runner: StreamRunner, *, sink: Sink | None = None,
           on_chunk: Callable[[AudioChunk], None] | None = None,
           on_window: Callable[[WindowScore, float | None], None] | None = None,
           on_events: Callable[[list[dict[str, Any]]], None] | None = None,

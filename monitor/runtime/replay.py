@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from workers.input_health import AudioHealthSpec
 from workers.model import LoadedModel
 
+from monitor.alerting import HysteresisSpec
 from monitor.datasets import ReadReport, list_clips
-from monitor.runtime.drive import DriveResult, LiveRunner, drive
+from monitor.runtime.drive import DriveResult, drive
+from monitor.runtime.runner import StreamRunner
 from monitor.runtime.runner import StreamResult
 from monitor.sinks.base import Sink
 from monitor.sources.files import FileSource
@@ -31,20 +34,18 @@ class ReplayResult:
 
 
 def replay(model: LoadedModel, data: str | Path, *, sink: Sink | None = None, chunk_ms: float = 100.0,
-           realtime: bool = False, concat: bool = False, progress=None, input_health: bool = False,
+           realtime: bool = False, concat: bool = False, progress=None,
+           health: AudioHealthSpec | None = None, hysteresis: HysteresisSpec = HysteresisSpec(),
            on_window=None) -> ReplayResult:
-    """Replay the clips of ``data``; ``input_health`` adds the live input checks (clipping,
-    dead input kept out of alerting) that ``monitor listen`` runs; ``on_window(w, latency_s)``
+    """Replay the clips of ``data``; ``health`` adds the live input checks (clipping, dead input
+    kept out of alerting) that ``monitor listen`` and the service run; ``on_window(w, latency_s)``
     sees every scored window."""
-    from workers.input_health import AudioHealthSpec  # noqa: PLC0415
-
     clips = list_clips(data)
     sr = model.frontend.sample_rate
     report = ReadReport()
     source = FileSource(clips, sample_rate=sr, chunk_ms=chunk_ms, realtime=realtime, concat=concat,
                         min_samples=model.window.samples(sr)[0], report=report)
-    runner = LiveRunner(model, sink, keep_windows=True,
-                        health=AudioHealthSpec() if input_health else None)
+    runner = StreamRunner(model, sink, keep_windows=True, health=health, hysteresis=hysteresis)
     done = [0]
 
     def on_chunk(_chunk) -> None:

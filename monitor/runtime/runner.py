@@ -1,7 +1,9 @@
-"""Chunks in, events out: the scoring pipeline plus alerting for one model.
+"""Chunks in, events out: the per-stream runtime of one model.
 
-Replay, the microphone and (per model) the Kafka service drive this same object, so the
-windows, scores and events of a stream do not depend on where its audio came from.
+Every audio source drives this same object (files through ``replay``, a microphone or standard
+input through ``listen``, Kafka through the service, one runner per routed model), so the windows,
+scores and events of a stream do not depend on where its audio came from: the scoring pipeline,
+input health (``clipping``, ``dead-input``), alerting, event audio and hot reload are all here.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from workers.input_health import AudioHealth, AudioHealthSpec, WindowLevel
 from workers.model import LoadedModel
 from workers.pipeline import ScoringPipeline, StreamSummary
 from workers.windowing import WindowScore
 
 from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
 from monitor.runtime.event_audio import EventAudioStore
+from monitor.runtime.input_gate import GatedAlerts, training_level_dbfs
 from monitor.runtime.model_watch import ModelWatcher
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk, float_from_pcm16
@@ -33,11 +37,15 @@ class StreamResult:
 
 
 class StreamRunner:
-    """Feeds chunks to a ``ScoringPipeline``, alerting on every completed window."""
+    """Feeds chunks to a ``ScoringPipeline``, alerting on every completed window.
+
+    ``health`` switches the input checks on (``None``: off, as for labelled clips in evaluation).
+    """
 
     def __init__(self, model: LoadedModel, sink: Sink | None = None, *,
                  hysteresis: HysteresisSpec = HysteresisSpec(), keep_windows: bool = False,
                  on_window: Callable[[WindowScore], None] | None = None,
+                 health: AudioHealthSpec | None = None,
                  event_audio: EventAudioStore | None = None,
                  watcher: ModelWatcher | None = None) -> None:
         if model.threshold is None:
@@ -54,6 +62,9 @@ class StreamRunner:
         self.event_audio = event_audio
         #: Optional: hot reload of a new ``latest`` model version; see ``swap_model``.
         self.watcher = watcher
+        self.health_spec = health
+        #: The training level a ``dead-input`` is judged against (None: absolute bounds only).
+        self.reference_dbfs = training_level_dbfs(model)
         self._raw: dict[str, _RawTail] = {}
         self.reloads = 0
 
@@ -69,9 +80,17 @@ class StreamRunner:
                                model_version=self.model.version, sample_rate=chunk.sample_rate,
                                machine=chunk.machine, time_origin_s=chunk.time_origin_s,
                                feature_names=self.feature_names, id_base=chunk.id_base)
-            alerts = self.alerts[chunk.stream] = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+            alerts = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
             alerts.armed = not warmup
+            if self.health_spec is not None:
+                length, hop = self.model.window.samples(chunk.sample_rate)
+                alerts = GatedAlerts(alerts, AudioHealth(length=length, hop=hop, spec=self.health_spec,
+                                                         reference_dbfs=self.reference_dbfs,
+                                                         min_silence=self.model.frontend.frame_hop))
+            self.alerts[chunk.stream] = alerts
             self.results[chunk.stream] = StreamResult(StreamSummary(chunk.stream))
+        if self.health_spec is not None:
+            self.alerts[chunk.stream].health.push(chunk.samples, start_sample=chunk.start_sample)
         self.pipeline.push(chunk.stream, chunk.samples, start_sample=chunk.start_sample)
         if self.event_audio is not None:
             self.event_audio.on_chunk(chunk)
@@ -124,6 +143,30 @@ class StreamRunner:
         self.finished.append(result)
         return events
 
+    def restart_stream(self, stream: str, *, reason: str) -> list[dict[str, Any]]:
+        """End ``stream`` (its open events close with ``closed_by=reason``); its next chunk
+        starts it afresh at that chunk's ``start_sample``."""
+        a = self.alerts.get(stream)
+        if a is None:
+            return []
+        if isinstance(a, GatedAlerts):
+            a.finish_reason = reason
+        events = self.flush()
+        return events + self.end_stream(stream)
+
+    def level(self, stream: str) -> WindowLevel | None:
+        """The input level of the stream's latest window (None before the first one)."""
+        a = self.alerts.get(stream)
+        return a.level if isinstance(a, GatedAlerts) else None
+
+    def input_dead(self, stream: str) -> bool:
+        """Whether the stream's latest window was kept out of alerting as a dead input."""
+        a = self.alerts.get(stream)
+        return isinstance(a, GatedAlerts) and a.dead
+
+    def open_events(self) -> int:
+        return sum(a.open is not None for a in self.alerts.values())
+
     def close(self) -> list[dict[str, Any]]:
         events = self.flush()
         for stream in list(self.alerts):
@@ -152,15 +195,17 @@ class StreamRunner:
         self.pipeline = ScoringPipeline(model, record_vectors=self.keep_windows)
         events: list[dict[str, Any]] = []
         for stream, alerts in list(self.alerts.items()):
-            events += alerts.finish("model-reload")
-            c = alerts.ctx
+            gated = isinstance(alerts, GatedAlerts)
+            inner = alerts.inner if gated else alerts  # input health goes on across a reload
+            events += inner.finish("model-reload")
+            c = inner.ctx
             ctx = AlertContext(stream=c.stream, scorer=model.name, model_version=model.version,
                                sample_rate=c.sample_rate, machine=c.machine,
                                time_origin_s=c.time_origin_s, feature_names=self.feature_names,
                                id_base=c.id_base)
-            fresh = self.alerts[stream] = StreamAlerts(ctx, model.threshold, self.hysteresis)
-            if hasattr(alerts, "armed"):
-                fresh.armed = alerts.armed
+            fresh = StreamAlerts(ctx, model.threshold, self.hysteresis)
+            fresh.armed = inner.armed
+            self.alerts[stream] = GatedAlerts(fresh, alerts.health) if gated else fresh
             self.results[stream].before_reload.append(old.end_stream(stream))
             tail = self._raw.get(stream)
             if tail is not None and tail.chunks:

@@ -26,7 +26,6 @@ from models.errors import MonitorError
 from workers.batching import MicroBatcher
 from workers.model import LoadedModel, load_model
 
-from monitor.alerting import HysteresisSpec
 from monitor.alerting.events import make_event
 from monitor.service.checkpoint import OffsetBook
 from monitor.config import Config, kafka_client_options, to_dict
@@ -85,7 +84,7 @@ class Router:
         self.runners: list[StreamRunner] = []
         self.sensor_routes: list[tuple[str, Any]] = []
         self.sensor_runners: list[Any] = []
-        hyst = HysteresisSpec(cfg.alerting.k, cfg.alerting.n, cfg.alerting.m)
+        hyst, health = cfg.alerting.hysteresis(), cfg.alerting.health()
         loaded: dict[tuple[str, float | None], StreamRunner] = {}
         for i, r in enumerate(cfg.models):
             key = (r.model, r.threshold)
@@ -103,7 +102,7 @@ class Router:
                     self.sensor_runners.append(sensor)
                     self.sensor_routes.append((r.streams, sensor))
                     continue
-                runner = StreamRunner(model, None, hysteresis=hyst,
+                runner = StreamRunner(model, None, hysteresis=hyst, health=health,
                                       watcher=_watcher(r.model, model, cfg, r.threshold),
                                       event_audio=_event_audio(cfg))
                 if on_window is not None:  # the runner's model, which a hot reload replaces

@@ -90,12 +90,14 @@ def windows_by_key(rows: list[dict]) -> dict[tuple, float]:
 
 
 def replay_reference(model_dir, folder) -> tuple[list[dict], dict[tuple, float]]:
-    """Events and window scores of ``monitor replay`` on the same clips (the reference)."""
+    """Events and window scores of ``monitor replay`` on the same clips (the reference), with the
+    input checks the service runs by default (``alerting.input_health``)."""
     from monitor.runtime.replay import replay
+    from workers.input_health import AudioHealthSpec
     from workers.model import load_model
 
     model = load_model(model_dir, device="cpu")
-    res = replay(model, folder)
+    res = replay(model, folder, health=AudioHealthSpec())
     windows = {(r.summary.stream, model.version, w.index): w.score for r in res.streams for w in r.windows}
     return res.events, windows
 

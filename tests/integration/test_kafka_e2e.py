@@ -111,7 +111,7 @@ def test_service_equals_replay_and_detects_faults(real_setup, factory, trained_m
         for field in ("start", "end", "windows", "stream", "scorer", "model_version", "threshold"):
             assert e[field] == ref[field], (field, e, ref)
         assert e["peak_score"] == pytest.approx(ref["peak_score"], rel=1e-5)
-    opened = {e["stream"] for e in got_events if e["status"] == "open"}
+    opened = {e["stream"] for e in got_events if e["status"] == "open" and e["kind"] == "machine"}
     _assert_pump_detection(got_events, files, opened)
     _assert_valve_detection(got_events, files)
 
@@ -132,7 +132,7 @@ def _assert_pump_detection(events: list[dict], files: list[Path], opened: set[st
 
 def _assert_valve_detection(events: list[dict], files: list[Path]) -> None:
     """Real valve clips: faulty copies caught over the fault, clean copies mostly quiet."""
-    valve = [e for e in events if e["stream"].startswith("valve-")]  # open and closed records
+    valve = [e for e in events if e["stream"].startswith("valve-") and e["kind"] == "machine"]
     over_fault = {e["stream"] for e in valve if e["start"] < FAULT_END and e["end"] > FAULT_START}
     any_event = {e["stream"] for e in valve}
     clean = sorted(p.stem for p in files if p.stem.startswith("valve-clean-"))

@@ -13,11 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from monitor.runtime.drive import LatencyStats, LiveRunner, _Captures, drive
+from monitor.runtime.drive import LatencyStats, _Captures, drive
 from monitor.runtime.runner import StreamRunner
 from monitor.sources.base import AudioChunk
 from monitor.sources.microphone import MicrophoneError, MicrophoneSource, import_sounddevice
 from monitor.synth import machine_sound
+from workers.input_health import AudioHealthSpec
 from workers.model import load_model
 
 SR = 16000
@@ -157,7 +158,7 @@ def test_dead_input_is_reported_and_kept_out_of_machine_alerting(trained_model):
     audio = np.concatenate([np.zeros(2 * SR, np.float32), sound, np.zeros(2 * SR, np.float32)])
     plain = StreamRunner(model, keep_windows=True)
     plain_events = [e for c in chunked("m", audio) for e in plain.feed(c)] + plain.close()
-    live = LiveRunner(model, keep_windows=True)
+    live = StreamRunner(model, keep_windows=True, health=AudioHealthSpec())
     res = drive(chunked("m", audio), live)
     # the scorer does flag silence: that is why dead windows stay out of machine alerting
     assert any(e["kind"] == "machine" for e in plain_events)
@@ -177,7 +178,7 @@ def test_a_gap_raises_input_dropout_and_keeps_the_capture_grid(trained_model):
     audio = machine_sound(seconds=6, f0=110.0, seed=5)
     chunks = list(chunked("m", audio))
     del chunks[20:23]  # 3 blocks (0.3 s) lost at 2.0 s
-    live = LiveRunner(model, keep_windows=True)
+    live = StreamRunner(model, keep_windows=True, health=AudioHealthSpec())
     res = drive(iter(chunks), live)
     drop = [e for e in res.events if e["kind"] == "input-dropout"]
     assert [e["status"] for e in drop] == ["open", "closed"]
@@ -220,7 +221,7 @@ def test_training_stores_the_input_level_the_dead_input_check_uses(trained_model
     lv = model.meta["input_level"]["window_rms_dbfs"]
     # the synthetic machines are normalised to 0.08 RMS: about -22 dBFS
     assert -25 < lv["p1"] <= lv["median"] <= lv["p99"] < -19 and lv["windows"] > 50
-    runner = LiveRunner(model)
+    runner = StreamRunner(model, health=AudioHealthSpec())
     assert runner.reference_dbfs == lv["p1"]
     quiet = machine_sound(seconds=4, f0=110.0, seed=1) * np.float32(10 ** (-40 / 20))  # 40 dB down
     res = drive(chunked("m", quiet), runner)
