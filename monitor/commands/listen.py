@@ -23,11 +23,14 @@ from workers.input_health import AudioHealthSpec
 from workers.model import load_model
 from workers.windowing import WindowScore
 
-from monitor.runtime.drive import LatencyStats, LiveRunner, drive, warm_up
+from monitor.runtime.drive import LatencyStats, drive, warm_up
+from monitor.runtime.runner import StreamRunner
 from monitor.sinks import FanOut, JsonlSink, StdoutSink
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk
-from monitor.sources.microphone import MicrophoneSource, resolve_device
+from monitor.commands.decisions import add_config_option, decisions
+from monitor.sources import LIVE
+from monitor.sources.microphone import resolve_device
 
 log = logging.getLogger("monitor.listen")
 
@@ -36,7 +39,12 @@ HELP = "score a live microphone: events, level and score as they happen"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("listen", help=HELP, description=HELP)
-    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--model", metavar="MODEL_DIR", help="the model (or take it from --config's routes)")
+    p.add_argument("--input", default="mic", choices=sorted(LIVE),
+                   help="'mic' (default): a sound card through PortAudio; '-': raw mono PCM at the "
+                        "model's rate on standard input, e.g. `arecord -f S16_LE -r 16000 -c 1 -t raw | "
+                        "monitor listen --model M --input -`")
+    p.add_argument("--format", default="s16le", choices=("s16le", "f32le"), help="with --input -: the PCM format")
     p.add_argument("--device", metavar="D", help="input device index or name (substring); "
                    "default: the system's default input (see `monitor devices`)")
     p.add_argument("--events", metavar="FILE.jsonl", help="also append events to this JSON-lines file")
@@ -60,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch threads for scoring (one stream needs one; more threads contend "
                         "for the cores and raise latency)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    add_config_option(p)
     p.set_defaults(run=run)
 
 
@@ -124,20 +133,19 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
-    resolve_device(args.device)  # a device error is reported before the model loads
-    model = load_model(args.model, device=args.compute_device, threshold_override=args.threshold)
+    d = decisions(args, streams=[args.stream], health=None if args.no_input_health else AudioHealthSpec())
+    if args.input == "mic":
+        resolve_device(args.device)  # a device error is reported before the model loads
+    model = load_model(d.model, device=args.compute_device, threshold_override=d.threshold)
     sr = model.frontend.sample_rate
-    device: int | str | None = args.device
-    mic = MicrophoneSource(sample_rate=sr, device=device, stream=args.stream, machine=args.machine,
-                           block_ms=args.block_ms, capture_rate=args.capture_rate,
-                           max_samples=round(args.duration * sr) if args.duration else None)
+    mic = open_input(args, sample_rate=sr)
     tty = sys.stderr.isatty()
     status = _Status(sys.stderr) if tty else None
     sinks: list[Sink] = [_Console(StdoutSink(json_lines=args.json), status, sample_rate=sr)]
     if args.events:
         sinks.append(JsonlSink(args.events))
     sink = FanOut(sinks)
-    runner = LiveRunner(model, sink, health=None if args.no_input_health else AudioHealthSpec(),
+    runner = StreamRunner(model, sink, health=d.health, hysteresis=d.hysteresis,
                         keep_windows=bool(args.plot))
     metrics = _Metrics(args.metrics_port) if args.metrics_port else None
     windows_f = open(args.windows, "w", encoding="utf-8") if args.windows else None
@@ -251,6 +259,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_input(args: argparse.Namespace, *, sample_rate: int):
+    """The live source ``--input`` names (``monitor.sources.LIVE``), not yet opened."""
+    import importlib  # noqa: PLC0415
+
+    module, _, name = LIVE[args.input].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    common = dict(sample_rate=sample_rate, stream=args.stream, machine=args.machine, block_ms=args.block_ms,
+                  max_samples=round(args.duration * sample_rate) if args.duration else None)
+    if args.input == "-":
+        return cls(fmt=args.format, **common)
+    return cls(device=args.device, capture_rate=args.capture_rate, **common)
+
+
 def _ms(x: float | None) -> float | None:
     return None if x is None else round(1000 * x, 1)
 
@@ -263,7 +284,7 @@ def _count_open(events: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def _plot(path: str, runner: LiveRunner, model, events, sr: int) -> None:
+def _plot(path: str, runner: StreamRunner, model, events, sr: int) -> None:
     from monitor.evaluation import plots  # noqa: PLC0415
     from monitor.runtime.replay import window_series  # noqa: PLC0415
 

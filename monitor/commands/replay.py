@@ -5,18 +5,21 @@ import argparse
 import json
 import sys
 
+from workers.input_health import AudioHealthSpec
 from workers.model import load_model
 
 from monitor.runtime.replay import replay, window_series
 from monitor.sinks import FanOut, JsonlSink, StdoutSink
 from monitor.commands import sensor_options
+from monitor.commands.decisions import add_config_option, decisions
+from monitor.datasets import list_clips
 
 HELP = "replay recorded audio through the live pipeline, printing anomaly events"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help=HELP, description=HELP)
-    p.add_argument("--model", required=True, metavar="MODEL_DIR")
+    p.add_argument("--model", metavar="MODEL_DIR", help="the model (or take it from --config's routes)")
     p.add_argument("--data", required=True, metavar="DIR_OR_FILE")
     p.add_argument("--realtime", action="store_true", help="pace at real time (default: as fast as possible)")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="chunk size pushed through the pipeline")
@@ -28,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write every window's score (stream, index, start_sample, score) as JSON lines")
     p.add_argument("--input-health", action="store_true",
                    help="run the live input checks too (clipping, dead input kept out of alerting), "
-                        "as `monitor listen` does")
+                        "as `monitor listen` does (with --config: as its alerting.input_health says)")
+    add_config_option(p)
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
@@ -37,9 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args.model, device=args.device, threshold_override=args.threshold)
+    streams = [c.path.stem for c in list_clips(args.data)] if args.config and not args.model else []
+    d = decisions(args, streams=streams, health=AudioHealthSpec() if args.input_health else None)
+    model = load_model(d.model, device=args.device, threshold_override=d.threshold)
     if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
-        return sensor_options.run_replay(args, model)
+        return sensor_options.run_replay(args, model, hysteresis=d.hysteresis)
     sinks = [StdoutSink(json_lines=args.json)]
     if args.events:
         sinks.append(JsonlSink(args.events))
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         with FanOut(sinks) as sink:
             res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
                          concat=args.concat, progress=bar.update if bar else None,
-                         input_health=args.input_health, on_window=on_window)
+                         health=d.health, hysteresis=d.hysteresis, on_window=on_window)
     finally:
         if bar is not None:
             bar.close()

@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_replay(args: argparse.Namespace, model) -> int:
+def run_replay(args: argparse.Namespace, model, *, hysteresis: HysteresisSpec = HysteresisSpec()) -> int:
     from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
     from monitor.sinks import FanOut, JsonlSink, StdoutSink  # noqa: PLC0415
     from monitor.sources.csv_sensors import CsvSensorSource, list_csv  # noqa: PLC0415
@@ -103,7 +103,7 @@ def run_replay(args: argparse.Namespace, model) -> int:
     source = CsvSensorSource(list_csv(args.data), time_column=time_column, channels=list(spec.channels),
                              chunk_rows=64, realtime=args.realtime)
     with FanOut(sinks) as sink:
-        runner = SensorRunner(model, sink, keep_windows=True)
+        runner = SensorRunner(model, sink, keep_windows=True, hysteresis=hysteresis)
         for batch in source:
             runner.feed(batch.stream, batch.ts_s, batch.values, end_of_stream=batch.end_of_stream,
                         machine=batch.machine)

@@ -1,9 +1,30 @@
-"""What every audio source yields: chunks of one stream's samples, in order."""
+"""The source contract: what every audio source yields, and the lifecycle it follows.
+
+A source knows nothing of scoring. It is opened, iterated for ``AudioChunk``s (in order per
+stream, each placed on its stream's sample grid, with its provenance: stream id, machine,
+capture time), asked to ``stop`` (from a signal handler: it must only set a flag) and closed.
+``monitor.runtime.drive`` runs any source through the per-stream runtime; live sources are
+looked up by name in ``monitor.sources.LIVE``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
+
+
+class Source(Protocol):
+    """The lifecycle of a source (``FileSource``, ``MicrophoneSource``, ``StdinSource``)."""
+
+    def open(self) -> "Source": ...
+
+    def __iter__(self) -> Iterator["AudioChunk"]: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def float_from_pcm16(pcm: np.ndarray) -> np.ndarray:
@@ -37,3 +58,21 @@ class AudioChunk:
     capture_time_s: float | None = None
     id_base: int = 0
     pcm16: np.ndarray | None = None
+
+
+@dataclass
+class CaptureStats:
+    """Counters the callback and the reader keep; read them any time (plain ints)."""
+
+    blocks: int = 0
+    samples: int = 0
+    overflows: int = 0  # PortAudio said input overflow: the device lost samples before us
+    dropped_blocks: int = 0  # our queue was full: the scorer fell behind
+    dropped_samples: int = 0
+    lost_samples: int = 0  # samples estimated lost at PortAudio overflows (from the ADC clock)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "samples": self.samples, "overflows": self.overflows,
+                "dropped_blocks": self.dropped_blocks, "dropped_samples": self.dropped_samples,
+                "lost_samples": self.lost_samples}

@@ -28,6 +28,14 @@ class FileSource:
         self.realtime, self.concat, self.min_samples = realtime, concat, min_samples
         self.report = report if report is not None else ReadReport()
         self.files_done = 0
+        self.stopped = False
+
+    def open(self) -> "FileSource":
+        return self
+
+    def stop(self) -> None:
+        """End the replay after the chunk in hand (from a signal handler: only a flag)."""
+        self.stopped = True
 
     def close(self) -> None:
         """Nothing to release (the source interface: microphones close their device)."""
@@ -70,3 +78,5 @@ class FileSource:
                                  end_of_stream=i + self.chunk >= len(audio), machine=machine,
                                  capture_time_s=captured)
                 pos += len(part)
+                if self.stopped:
+                    return

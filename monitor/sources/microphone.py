@@ -20,15 +20,14 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from models.errors import MonitorError
 from workers.resample import StreamResampler
 
-from monitor.sources.base import AudioChunk
+from monitor.sources.base import AudioChunk, CaptureStats
 
 log = logging.getLogger(__name__)
 
@@ -121,24 +120,6 @@ def resolve_device(spec: int | str | None, sd=None) -> InputDevice:
     if dev.channels < 1:
         raise MicrophoneError(f"audio device {dev.label()} has no input channels (output only); {known}")
     return dev
-
-
-@dataclass
-class CaptureStats:
-    """Counters the callback and the reader keep; read them any time (plain ints)."""
-
-    blocks: int = 0
-    samples: int = 0
-    overflows: int = 0  # PortAudio said input overflow: the device lost samples before us
-    dropped_blocks: int = 0  # our queue was full: the scorer fell behind
-    dropped_samples: int = 0
-    lost_samples: int = 0  # samples estimated lost at PortAudio overflows (from the ADC clock)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"blocks": self.blocks, "samples": self.samples, "overflows": self.overflows,
-                "dropped_blocks": self.dropped_blocks, "dropped_samples": self.dropped_samples,
-                "lost_samples": self.lost_samples}
 
 
 class MicrophoneSource:
