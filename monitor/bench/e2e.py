@@ -256,10 +256,15 @@ def _tail(path: Path) -> str:
     return lines[-1][-200:] if lines else ""
 
 
+def e2e_skipped(reason: str, *, failed: bool = False) -> dict[str, Any]:
+    """Null e2e figures with the reason; ``failed``: the run crashed (a defect, not a limit)."""
+    return {"e2e_streams": None, "e2e_streams_per_worker_core": None, "p99_latency_ms": None,
+            "p50_latency_ms": None, "rss_mb_per_1000": None, "e2e_skipped_reason": reason,
+            "e2e_failed": failed}
+
+
 def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
     """The e2e figures (or null figures with the reason they could not be measured)."""
-    from monitor.bench.suite import e2e_skipped  # noqa: PLC0415
-
     try:
         from monitor.kafka.broker import Broker  # noqa: F401, PLC0415
         from monitor.service.worker import Worker  # noqa: F401, PLC0415
@@ -276,8 +281,8 @@ def end_to_end(model_dir: Path, *, opts, ceiling: float) -> dict[str, Any]:
         try:
             return _search(h, opts=opts, seconds=seconds, ceiling=ceiling)
         except Exception as exc:  # noqa: BLE001 - Kafka client errors too: report, never crash the bench
-            log.warning("end-to-end part failed: %s", exc)
-            return e2e_skipped(f"end-to-end run failed: {type(exc).__name__}: {str(exc)[:300]}")
+            log.error("end-to-end part failed: %s", exc)
+            return e2e_skipped(f"end-to-end run failed: {type(exc).__name__}: {str(exc)[:300]}", failed=True)
         finally:
             h.close()
 

@@ -106,9 +106,9 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                                               if report.get("headline") else 1)
         report["cold_start"] = cold_start(model_dir, device=str(device), runs=1 if opts.quick else 3)
         report["cold_start_s"] = report["cold_start"]["seconds"]
-        if opts.e2e:
-            from monitor.bench.e2e import end_to_end  # noqa: PLC0415
+        from monitor.bench.e2e import e2e_skipped, end_to_end  # noqa: PLC0415 - Kafka client when used
 
+        if opts.e2e:
             report.update(end_to_end(model_dir, opts=opts, ceiling=report["ceiling_streams"]))
             if report.get("cold_start_kafka_s") is not None:  # with Kafka: partitions assigned too
                 report["cold_start_s"] = report["cold_start_kafka_s"]
@@ -122,10 +122,6 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         report.setdefault(key, None)
     return report
 
-
-def e2e_skipped(reason: str) -> dict[str, Any]:
-    return {"e2e_streams": None, "e2e_streams_per_worker_core": None, "p99_latency_ms": None,
-            "p50_latency_ms": None, "rss_mb_per_1000": None, "e2e_skipped_reason": reason}
 
 
 def _vectors_per_clip(model: LoadedModel, clips: Workload) -> int:

@@ -24,10 +24,6 @@ class Workload:
     pcm: list[np.ndarray]  # int16 samples per clip, as a Kafka payload carries them
     seconds: float  # audio seconds of all clips together
 
-    def float_audio(self) -> list[np.ndarray]:
-        """The clips as soundfile decodes them (int16 / 32768)."""
-        return [p.astype(np.float32) / np.float32(32768.0) for p in self.pcm]
-
 
 def make_clips(folder: Path, *, n: int, seconds: float, seed: int = 0) -> Workload:
     """``n`` synthetic machine clips of ``seconds`` each (varied fundamentals), as WAV files."""

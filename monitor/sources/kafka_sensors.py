@@ -75,7 +75,3 @@ def decode_sensors(key: bytes | None, value: bytes | None) -> tuple[str, list[Se
         raise BadMessage("bad-reading", "an empty list of readings")
     return stream, [_reading(o, f"reading {i}") for i, o in enumerate(items)]
 
-
-def encode_sensors(readings: list[SensorReading]) -> bytes:
-    docs = [{"ts": r.ts_ns, "values": r.values} for r in readings]
-    return json.dumps(docs[0] if len(docs) == 1 else docs, separators=(",", ":")).encode()

@@ -29,3 +29,30 @@ def test_point_metrics_far_mar_in_percent():
 def test_flags_from_events_cover_half_open_spans():
     ev = [{"start_sample": 2, "end_sample": 4}, {"start_sample": 8, "end_sample": 20}]
     np.testing.assert_array_equal(flags_from_events(ev, 10).nonzero()[0], [2, 3, 8, 9])
+
+
+def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
+    """A user's own data laid out as NAB (data/<subset>/*.csv + labels) is evaluated whatever
+    the subset folder's name; a missing one is named with the folders that exist."""
+    import json
+
+    from monitor.errors import DataError
+    from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_nab
+
+    rng = np.random.default_rng(0)
+    n = 600
+    t = np.arange(n)
+    x = np.sin(2 * np.pi * t / 50) + 0.05 * rng.standard_normal(n)
+    x[450:470] += 4.0
+    stamps = [f"2024-01-01 {h:02d}:{m:02d}:00" for h, m in ((i * 5 // 60 % 24, i * 5 % 60) for i in t)]
+    stamps = [f"2024-01-{1 + i * 5 // 1440:02d} {s[11:]}" for i, s in enumerate(stamps)]
+    (tmp_path / "data" / "pumpHall").mkdir(parents=True)
+    (tmp_path / "labels").mkdir()
+    lines = ["timestamp,value"] + [f"{s},{v:.5f}" for s, v in zip(stamps, x)]
+    (tmp_path / "data" / "pumpHall" / "pump1.csv").write_text("\n".join(lines) + "\n")
+    label = [[stamps[440] + ".000000", stamps[480] + ".000000"]]
+    (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps({"pumpHall/pump1.csv": label}))
+    res = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu"))
+    assert res["subset"] == "pumpHall" and res["signals"] == 1
+    with pytest.raises(DataError, match="found: pumpHall"):
+        evaluate_nab(tmp_path, "realKnownCause", SensorEvalOptions(scorer="arima", device="cpu"))
