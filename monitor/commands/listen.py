@@ -25,7 +25,8 @@ from workers.windowing import WindowScore
 
 from monitor.runtime.drive import LatencyStats, drive, warm_up
 from monitor.runtime.runner import StreamRunner
-from monitor.sinks import FanOut, JsonlSink, StdoutSink
+from monitor.sinks.factory import build_sinks
+from monitor.sinks.stdout import StdoutSink
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk
 from monitor.commands.decisions import add_config_option, decisions
@@ -141,10 +142,8 @@ def run(args: argparse.Namespace) -> int:
     mic = open_input(args, sample_rate=sr)
     tty = sys.stderr.isatty()
     status = _Status(sys.stderr) if tty else None
-    sinks: list[Sink] = [_Console(StdoutSink(json_lines=args.json), status, sample_rate=sr)]
-    if args.events:
-        sinks.append(JsonlSink(args.events))
-    sink = FanOut(sinks)
+    sink = build_sinks({"jsonl": args.events},
+                       extra=[_Console(StdoutSink(json_lines=args.json), status, sample_rate=sr)])
     runner = StreamRunner(model, sink, health=d.health, hysteresis=d.hysteresis,
                         keep_windows=bool(args.plot))
     metrics = _Metrics(args.metrics_port) if args.metrics_port else None

@@ -9,7 +9,7 @@ from workers.input_health import AudioHealthSpec
 from workers.model import load_model
 
 from monitor.runtime.replay import replay, window_series
-from monitor.sinks import FanOut, JsonlSink, StdoutSink
+from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.commands import sensor_options
 from monitor.commands.decisions import add_config_option, decisions
 from monitor.datasets import list_clips
@@ -46,9 +46,6 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(d.model, device=args.device, threshold_override=d.threshold)
     if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
         return sensor_options.run_replay(args, model, hysteresis=d.hysteresis)
-    sinks = [StdoutSink(json_lines=args.json)]
-    if args.events:
-        sinks.append(JsonlSink(args.events))
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm  # noqa: PLC0415
@@ -63,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                                         "latency_s": latency_s}) + "\n")
 
     try:
-        with FanOut(sinks) as sink:
+        with build_sinks({"stdout": True, "jsonl": args.events}, SinkContext(json_lines=args.json)) as sink:
             res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
                          concat=args.concat, progress=bar.update if bar else None,
                          health=d.health, hysteresis=d.hysteresis, on_window=on_window)

@@ -90,19 +90,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace, model, *, hysteresis: HysteresisSpec = HysteresisSpec()) -> int:
     from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
-    from monitor.sinks import FanOut, JsonlSink, StdoutSink  # noqa: PLC0415
+    from monitor.sinks.factory import SinkContext, build_sinks  # noqa: PLC0415
     from monitor.sources.csv_sensors import CsvSensorSource, list_csv  # noqa: PLC0415
 
     spec = model.frontend.spec
     time_column = getattr(args, "time_column", None) or spec.time_column
     if not time_column:
         raise DataError("the model does not name its time column: pass --time-column")
-    sinks = [StdoutSink(json_lines=args.json)]
-    if args.events:
-        sinks.append(JsonlSink(args.events))
     source = CsvSensorSource(list_csv(args.data), time_column=time_column, channels=list(spec.channels),
                              chunk_rows=64, realtime=args.realtime)
-    with FanOut(sinks) as sink:
+    with build_sinks({"stdout": True, "jsonl": args.events}, SinkContext(json_lines=args.json)) as sink:
         runner = SensorRunner(model, sink, keep_windows=True, hysteresis=hysteresis)
         for batch in source:
             runner.feed(batch.stream, batch.ts_s, batch.values, end_of_stream=batch.end_of_stream,

@@ -35,11 +35,10 @@ from monitor.service.health import HealthServer, Metrics
 from monitor.runtime.model_watch import ModelWatcher
 from monitor.service.process_tuning import keep_heap, tune_gc
 from monitor.runtime.runner import StreamRunner
-from monitor.sinks.base import FanOut, Sink
+from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
-from monitor.sinks.jsonl import JsonlSink
-from monitor.sinks.kafka import KafkaSink, make_producer
-from monitor.sinks.stdout import StdoutSink
+from monitor.sinks.factory import SinkContext, build_sinks
+from monitor.sinks.kafka import make_producer
 from monitor.sources.base import AudioChunk
 from monitor.sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
 from monitor.kafka.consumer import make_consumer, resolve_client
@@ -255,14 +254,9 @@ class Worker:
             return False
         log.info("connected to Kafka", extra={"bootstrap": k.bootstrap, "group_id": k.group_id,
                                               "client": resolve_client(k.client)})
-        sinks: list[Sink] = []
-        if self.cfg.sinks.kafka:
-            sinks.append(KafkaSink(self.producer, k.events_topic))
-        if self.cfg.sinks.jsonl:
-            sinks.append(JsonlSink(self.cfg.sinks.jsonl))
-        if self.cfg.sinks.stdout:
-            sinks.append(StdoutSink())
-        self.sink = FanOut(sinks + self.extra_sinks)
+        s = self.cfg.sinks
+        self.sink = build_sinks({"kafka": s.kafka, "jsonl": s.jsonl, "stdout": s.stdout},
+                                SinkContext(self.producer, k.events_topic), extra=self.extra_sinks)
         self.dlq = DeadLetterSink(self.producer, k.dead_letter_topic)
         topics = [t for t in (k.audio_topic, k.sensor_topic) if t]
         self.consumer.subscribe(topics=topics, listener=_Listener(self))
