@@ -64,6 +64,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+#: The audio timing every part shares unless a scorer says otherwise (DESIGN §3): log-mel
+#: settings, frames per scorer vector and between vectors, and the alerting window (seconds).
+#: The front end (``workers.features.logmel.LogMelSpec``) and the alerting window
+#: (``workers.model.AlertingWindow``) take their defaults from here.
+AUDIO_DEFAULTS: dict[str, Any] = {
+    "n_fft": 1024, "hop_length": 512, "n_mels": 128, "frames": 5, "vector_hop": 1,
+    "window_s": 1.0, "hop_s": 0.5}
+
+
 class Scorer(ABC):
     """Training and scoring wrapper around a pure ``nn.Module`` (``self.module``)."""
 
@@ -72,9 +81,7 @@ class Scorer(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: How audio is cut for this scorer: log-mel settings, frames per vector (``frames``),
     #: frames between vectors (``vector_hop``) and the alerting window (DESIGN §3).
-    audio_defaults: ClassVar[dict[str, Any]] = {
-        "n_fft": 1024, "hop_length": 512, "n_mels": 128, "frames": 5, "vector_hop": 1,
-        "window_s": 1.0, "hop_s": 0.5}
+    audio_defaults: ClassVar[dict[str, Any]] = AUDIO_DEFAULTS
     #: Buffers added after model folders of this scorer were first written: a folder without
     #: them loads with their initial values (which must reproduce the older behaviour).
     added_buffers: ClassVar[tuple[str, ...]] = ()

@@ -30,7 +30,10 @@ import numpy as np
 from .errors import ThresholdError
 
 METHODS = ("gamma", "percentile", "sigma", "kde", "contamination")
+#: The gamma's quantile per convention (DESIGN §4.2): the DCASE baselines' and the paper's.
 CONVENTIONS = {"dcase": 0.9, "paper": 0.99}
+#: The quantile of the distribution-free methods (percentile, kde) unless one is given.
+TAIL_Q = 0.99
 #: Below this many scores a tail quantile is guesswork.
 MIN_SCORES = 10
 #: Fraction of exactly-zero scores from which the gamma gets a separate point mass at zero.
@@ -44,7 +47,7 @@ class Threshold:
     value: float
     method: str = "gamma"
     convention: str | None = "dcase"
-    q: float | None = 0.9
+    q: float | None = CONVENTIONS["dcase"]
     params: dict[str, float] = field(default_factory=dict)
     n_fit: int = 0
     fitted_on: str = "held-out normal windows"
@@ -107,13 +110,13 @@ def fit_threshold(scores: Any, *, method: str = "gamma", convention: str = "dcas
         return _fit_gamma(s, convention=convention, q=q, **base)
     stats = {"mean": float(s.mean()), "std": float(s.std(ddof=1))}
     if method == "percentile":
-        q = 0.99 if q is None else _check_q(q)
+        q = TAIL_Q if q is None else _check_q(q)
         return Threshold(float(np.quantile(s, q)), method, None, q, stats, **base)
     if method == "sigma":
         return Threshold(stats["mean"] + k * stats["std"], method, None, None,
                          {**stats, "k": float(k)}, **base)
     if method == "kde":
-        q = 0.99 if q is None else _check_q(q)
+        q = TAIL_Q if q is None else _check_q(q)
         return Threshold(_kde_quantile(s, q), method, None, q, stats, **base)
     if method == "contamination":
         if not 0.0 < rate < 0.5:

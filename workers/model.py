@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from models.artifacts import read_model, split_state
-from models.base import InputSpec, Scorer, resolve_device
+from models.base import AUDIO_DEFAULTS, InputSpec, Scorer, resolve_device
 from models.errors import ModelFileError, MonitorError
 from models.registry import scorer_class
 from models.threshold import Threshold
@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 class AlertingWindow:
     """The alerting window (DESIGN §3): its scores are fitted and alerted on."""
 
-    length_s: float = 1.0
-    hop_s: float = 0.5
+    length_s: float = AUDIO_DEFAULTS["window_s"]
+    hop_s: float = AUDIO_DEFAULTS["hop_s"]
 
     def samples(self, sample_rate: int) -> tuple[int, int]:
         return round(self.length_s * sample_rate), round(self.hop_s * sample_rate)

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.model import AlertingWindow
+
 log = logging.getLogger(__name__)
 
 WARM_S = 3.0  # seconds of each step not counted (group join, first batches)
@@ -185,7 +187,7 @@ class Harness:
         order = np.argsort(e)
         thirds = np.array_split(d[order], 3)
         growth = float(np.median(thirds[-1]) - np.median(thirds[0])) if len(d) >= 3 else 0.0
-        lat, cap = chunk_latencies(data, sr=sr, hop_s=hop, length_s=res.get("length_s", 1.0),
+        lat, cap = chunk_latencies(data, sr=sr, hop_s=hop, length_s=res.get("length_s", AlertingWindow().length_s),
                                    start=start + WARM_S, end=start + seconds)
         row.update({"window_delay_p50_ms": 1000 * float(np.percentile(d, 50)),
                     "window_delay_p99_ms": 1000 * float(np.percentile(d, 99)),

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from workers.model import AlertingWindow
+
 
 def main(argv: list[str]) -> int:
     cfg_path, out, t0, threads = argv[0], Path(argv[1]), float(argv[2]), int(argv[3])
@@ -82,7 +84,7 @@ def main(argv: list[str]) -> int:
     worker.install_signal_handlers()
     rc = worker.run()
     sr = worker.router.runners[0].model.frontend.sample_rate if worker.router.runners else 16000
-    hop = worker.router.runners[0].model.window.hop_s if worker.router.runners else 0.5
+    hop = (worker.router.runners[0].model.window if worker.router.runners else AlertingWindow()).hop_s
     length = worker.router.runners[0].model.window.length_s if worker.router.runners else 1.0
     np.savez(out / "windows.npz", end_sample=np.asarray(ends, dtype=np.int64),
              scored_at=np.asarray(scored, dtype=np.float64),

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from . import functional as F
+from models.base import AUDIO_DEFAULTS
+
 from .fast import FastLogMel
 
 
@@ -15,9 +17,9 @@ class LogMelSpec:
     """Front-end parameters; stored in a model's ``meta.json`` under ``features``."""
 
     sample_rate: int = 16000
-    n_fft: int = 1024
-    hop_length: int = 512
-    n_mels: int = 128
+    n_fft: int = AUDIO_DEFAULTS["n_fft"]
+    hop_length: int = AUDIO_DEFAULTS["hop_length"]
+    n_mels: int = AUDIO_DEFAULTS["n_mels"]
     fmin: float = 0.0
     fmax: float | None = None
     power: float = 2.0
