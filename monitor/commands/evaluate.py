@@ -10,6 +10,8 @@ from workers.model import load_model
 
 from monitor.evaluation.dcase import evaluate_audio
 from monitor.commands import sensor_options
+from monitor.commands.decisions import add_config_option, decisions
+from monitor.datasets import list_clips
 from monitor.commands.common import fmt, print_json
 
 HELP = "evaluate a model on labelled clips: AUC, pAUC, and precision/recall/F1/FPR at its threshold"
@@ -23,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", metavar="DIR", help="write score histograms and the ROC curve here")
     p.add_argument("--device", default="auto")
     p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    add_config_option(p)
     sensor_options.add_evaluate_args(p)
     p.set_defaults(run=run)
 
@@ -30,10 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if sensor_options.is_sensor_protocol(args):  # skab / nab train per run: no --model
         return sensor_options.run_evaluate(args)
-    if not args.model:
-        raise sensor_options.DataError("evaluate needs --model MODEL_DIR (or --protocol skab|nab)")
-    model = load_model(args.model, device=args.device, threshold_override=args.threshold)
-    res = evaluate_audio(model, args.data)
+    if not args.model and not args.config:
+        raise sensor_options.DataError("evaluate needs --model MODEL_DIR, --config FILE (or --protocol skab|nab)")
+    streams = [c.path.stem for c in list_clips(args.data)] if not args.model else []
+    d = decisions(args, streams=streams, health=None)
+    model = load_model(d.model, device=args.device, threshold_override=d.threshold)
+    res = evaluate_audio(model, args.data, hysteresis=d.hysteresis)
     results = res.pop("_results")
     if args.plots:
         res["plots"] = [str(p) for p in write_plots(Path(args.plots), model, res, results)]

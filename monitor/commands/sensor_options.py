@@ -29,8 +29,13 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _hysteresis(text: str | None) -> HysteresisSpec:
+def _hysteresis(text: str | None, config: str | None = None) -> HysteresisSpec:
+    """``--hysteresis K,N,M``, else the ``alerting:`` of ``--config``, else the defaults."""
     if not text:
+        if config:
+            from monitor.config import load_config  # noqa: PLC0415
+
+            return load_config(config).alerting.hysteresis()
         return HysteresisSpec()
     try:
         k, n, m = (int(v) for v in text.split(","))
@@ -156,7 +161,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         params["epochs"] = args.epochs
     opts = SensorEvalOptions(scorer=args.scorer, params=params, frames=args.frames, seed=args.seed,
                              device=args.device, threshold_q=args.threshold_q,
-                             window_steps=args.window_steps, hysteresis=_hysteresis(args.hysteresis),
+                             window_steps=args.window_steps, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
                              limit=args.limit, train_stride=args.train_stride)
     say = (lambda m: print(m, file=sys.stderr)) if args.format == "json" else print
     if args.protocol == "skab":

@@ -69,7 +69,8 @@ def check_no_leak(model: LoadedModel, paths: list[Path]) -> None:
                         f"(same content): {', '.join(leaks[:5])}{' ...' if len(leaks) > 5 else ''}")
 
 
-def evaluate_audio(model: LoadedModel, data: str | Path) -> dict[str, Any]:
+def evaluate_audio(model: LoadedModel, data: str | Path, *,
+                   hysteresis: HysteresisSpec = HysteresisSpec()) -> dict[str, Any]:
     clips = [c for c in list_clips(data) if c.label in ("normal", "anomaly")]
     if not clips:
         raise DataError(f"{data}: no clips named 'normal' or 'anomaly'")
@@ -86,7 +87,7 @@ def evaluate_audio(model: LoadedModel, data: str | Path) -> dict[str, Any]:
     rows = []
     for r in results:
         clip = audio[r.name][0]
-        flagged, events = flagged_by_alerting(model, r) if model.threshold else (False, [])
+        flagged, events = flagged_by_alerting(model, r, hysteresis) if model.threshold else (False, [])
         rows.append({"clip": r.name, "label": clip.label, "domain": clip.domain, "section": clip.section,
                      "score": r.clip_score, "flagged": flagged,
                      "max_window_score": max((w.score for w in r.windows), default=None),

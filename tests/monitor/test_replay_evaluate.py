@@ -58,3 +58,27 @@ def test_batched_clips_equal_one_at_a_time(trained_model, factory):
     alone = score_clips(model, clips, clips_per_batch=1)
     for a, b in zip(together, alone):
         assert a.clip_score == pytest.approx(b.clip_score, rel=1e-5)
+
+
+@pytest.mark.parametrize("alerting", ["k: 1\n  n: 1\n  m: 1", "k: 3\n  n: 3\n  m: 5"])
+def test_evaluate_and_replay_with_one_config_flag_the_same_clips(trained_model, factory, tmp_path,
+                                                                 capsys, alerting):
+    """``--config``: evaluate's clip decisions are replay's (an open machine event in the clip),
+    under the config's alerting, and the model comes from its routes."""
+    import json
+
+    from monitor.cli import main
+
+    cfg = tmp_path / "service.yaml"
+    cfg.write_text(f"models:\n  - streams: '*'\n    model: {trained_model}\nalerting:\n  {alerting}\n"
+                   "  input_health: false\n")
+    assert main(["evaluate", "--config", str(cfg), "--data", str(factory["test"]), "--format", "json",
+                 "--device", "cpu"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    events = tmp_path / "events.jsonl"
+    assert main(["replay", "--config", str(cfg), "--data", str(factory["test"]), "--events", str(events),
+                 "--device", "cpu"]) == 0
+    opened = {e["stream"] for e in map(json.loads, events.read_text().splitlines())
+              if e["status"] == "open" and e["kind"] == "machine"}
+    assert {r["clip"][:-4] for r in rows if r["flagged"]} == opened
+    assert 0 < len(opened) < len(rows)  # some flagged, some not: the comparison means something
