@@ -7,7 +7,8 @@ from models.registry import SCORERS
 from models.threshold import CONVENTIONS, METHODS
 
 from monitor.errors import DataError
-from monitor.training.audio import TrainOptions, retrain_from_labels, train_audio
+from monitor.training.audio import TrainOptions, train_audio
+from monitor.training.retrain import retrain_from_labels
 from monitor.commands import sensor_options
 from monitor.commands.common import EpochProgress, fmt
 

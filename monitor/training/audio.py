@@ -22,6 +22,7 @@ from workers.offline import score_clips
 
 from monitor.datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
 from monitor.errors import DataError, MonitorError
+from monitor.training.ws_ae_stages import fit_stage2_selected, stage2_only
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class TrainOptions:
     holdout: float = 0.1
     min_holdout: int = 3
     #: 0 = the threshold from the held-out clips; K >= 2 = from out-of-fold scores of every
-    #: normal clip, K extra trainings (``monitor/threshold_crossfit.py``)
+    #: normal clip, K extra trainings (``monitor/training/crossfit.py``)
     threshold_folds: int = 0
     params: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
@@ -81,7 +82,7 @@ def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samp
     return loaded
 
 
-def _clip_vectors(frontend: AudioFrontEnd, audio: np.ndarray, spec: InputSpec) -> torch.Tensor:
+def clip_vectors(frontend: AudioFrontEnd, audio: np.ndarray, spec: InputSpec) -> torch.Tensor:
     return stack_frames(frontend.clip_features(audio), n_frames=spec.frames, hop=spec.hop)
 
 
@@ -120,7 +121,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         fold_groups(len(loaded), opts.threshold_folds, seed=opts.seed)  # refuse before training
     audio_of = {c.path: a for c, a in loaded}
     frontend = AudioFrontEnd(spec, device=resolve_device(opts.device))
-    vectors_of = {c.path.name: _clip_vectors(frontend, audio_of[c.path], input_spec) for c in train_c}
+    vectors_of = {c.path.name: clip_vectors(frontend, audio_of[c.path], input_spec) for c in train_c}
     vectors = torch.cat(list(vectors_of.values()))
     params = dict(opts.params or {})
     if opts.epochs is not None:
@@ -140,7 +141,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         if clash:
             raise DataError(f"{weak}: labelled anomaly clip(s) are also normal training clips: "
                             f"{', '.join(clash[:5])}")
-        weak_clips = [(c.path.name, a, _clip_vectors(frontend, a, input_spec)) for c, a in weak_loaded]
+        weak_clips = [(c.path.name, a, clip_vectors(frontend, a, input_spec)) for c, a in weak_loaded]
         weak_vectors = torch.cat([v for _, _, v in weak_clips])
         labels = torch.cat([torch.zeros(len(vectors)), torch.ones(len(weak_vectors))])
         vectors = torch.cat([vectors, weak_vectors])
@@ -149,10 +150,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
                                 "labelled_anomaly_clips": len(weak_loaded)})
     held_audio = [(c.path.name, audio_of[c.path]) for c in hold_c]
     if labels is not None and scorer.hyper.get("stage2_select") == "cv" and len(weak_clips) >= 2:
-        fit = _fit_stage2_selected(scorer, stage1, vectors[~labels.bool()], weak_clips, held_audio,
+        fit = fit_stage2_selected(scorer, stage1, vectors[~labels.bool()], weak_clips, held_audio,
                                    frontend=frontend, window=window, seed=opts.seed, progress=progress)
     elif stage1 is not None:
-        fit = _stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
+        fit = stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
     else:
         fit = scorer.fit(vectors, progress=progress) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
@@ -192,11 +193,11 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
             "seconds": round(time.perf_counter() - t0, 3),
             "holdout_clip_scores": {r.name: r.clip_score for r in held},
         },
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     if getattr(cls, "weakly_supervised", False):
         meta["training"].update(_weak_meta(weak_loaded, fit))
-        meta["threshold_variants"] = _threshold_variants(
+        meta["threshold_variants"] = threshold_variants(
             model, [(c.path.name, audio_of[c.path]) for c in train_c], threshold)
     if crossfit is not None:
         meta["training"]["threshold_crossfit"] = crossfit
@@ -215,11 +216,11 @@ def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
                         input_spec: InputSpec):
     """The threshold from out-of-fold window scores of all normal ``clips``: each fold's model
     repeats the full model's recipe (its parameters, seed and, when stage 2 ran, the labelled
-    clips at the margin it settled on) without that fold (``monitor/threshold_crossfit.py``).
+    clips at the margin it settled on) without that fold (``monitor/training/crossfit.py``).
     ``known_vectors``: the vectors already cut per clip name (the others are cut here)."""
     from monitor.training.crossfit import out_of_fold_window_scores  # noqa: PLC0415
 
-    vectors = [known_vectors[n] if n in known_vectors else _clip_vectors(frontend, a, input_spec)
+    vectors = [known_vectors[n] if n in known_vectors else clip_vectors(frontend, a, input_spec)
                for n, a in clips]  # the training clips' vectors exist already
     weak_v = torch.cat([v for _, _, v in weak_clips]) if weak_clips else None
     with_labels = weak_v is not None and (fit.extra or {}).get("stages") == 2
@@ -253,7 +254,7 @@ def _input_level(audios: list[np.ndarray], window: AlertingWindow, sample_rate: 
     return {"window_rms_dbfs": level_percentiles(levels)}
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     import numpy  # noqa: PLC0415
     import scipy  # noqa: PLC0415
 
@@ -275,7 +276,7 @@ def _weak_meta(weak_loaded: list[tuple[Clip, np.ndarray]], fit) -> dict[str, Any
             "weak_clip_sha256": sorted(file_sha256(c.path) for c, _ in weak_loaded)}
 
 
-def _threshold_variants(model: LoadedModel, train_clips: list[tuple[str, np.ndarray]],
+def threshold_variants(model: LoadedModel, train_clips: list[tuple[str, np.ndarray]],
                         chosen) -> dict[str, Any]:
     """The paper's threshold (gamma fitted on the training clips' own window scores), kept
     beside the product's (held-out normals) so both can be reported; only the stored
@@ -290,241 +291,3 @@ def _threshold_variants(model: LoadedModel, train_clips: list[tuple[str, np.ndar
     except MonitorError as exc:
         out["training_windows"] = {"error": str(exc)}
     return out
-
-
-def read_labels(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The labels file (JSON lines written by ``monitor label``): the last label per event wins."""
-    import json  # noqa: PLC0415
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: labels file does not exist (write it with `monitor label`)")
-    out: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            eid, label = rec["event_id"], rec["label"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}:{n}: not a label record ({exc})") from None
-        if label not in ("fault", "normal"):
-            raise DataError(f"{path}:{n}: label must be 'fault' or 'normal', got {label!r}")
-        out[eid] = rec
-    if not out:
-        raise DataError(f"{path}: no labels")
-    return out
-
-
-def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str | Path | None = None,
-                        data: str | Path | None = None, epochs: int | None = None,
-                        device: str = "auto", margin_factor: float = 2.0,
-                        progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
-    """Stage 2 of a weakly-supervised model from operator labels; writes a new version.
-
-    Events labelled ``fault`` give anomaly windows (their stored audio), events labelled
-    ``normal`` (false alarms) extra normal windows; the model's own normal training clips
-    (``data``, default the folder recorded in its meta) keep normal sound reconstructed. The
-    threshold is refitted on the same held-out normal clips, with the same convention; the new
-    version goes to the model root (or ``out``) and ``latest`` moves to it.
-
-    The margin: an event was raised because its windows scored past the alerting threshold,
-    which lies above the paper's margin (fitted on training scores), so the paper's hinge
-    would be zero on every labelled fault and teach nothing. Retraining therefore uses
-    ``theta = max(stored margin, margin_factor * alerting threshold)``.
-
-    With two or more fault events and ``stage2_select="cv"`` (the default), the faults are
-    used only when cross-validation over them says they help, as ``monitor train --weak`` does
-    (``monitor/weak_selection.py``): the current model (after learning the false alarms
-    labelled ``normal``, if any) against retraining it at ``select_scales`` x theta. When they
-    do not help, the faults are left out: the false alarms are still learnt; with none, no
-    version is written and the returned meta says why under ``training.retrain_skipped``. One
-    fault event: the fixed recipe above.
-    """
-    from models.artifacts import read_model  # noqa: PLC0415
-    from workers.model import load_model  # noqa: PLC0415
-
-    folder, meta, _ = read_model(model_dir)
-    model = load_model(folder, device=device)
-    scorer, frontend, spec = model.scorer, model.frontend, model.scorer.input_spec
-    if not getattr(type(scorer), "weakly_supervised", False) or not hasattr(scorer, "fit_weak"):
-        raise DataError(f"{folder}: scorer {scorer.name!r} cannot learn from labels (train ws-ae)")
-    t0 = time.perf_counter()
-    recs = read_labels(labels)
-    base = Path(labels).parent
-    sr = frontend.sample_rate
-    report = ReadReport()
-    min_samples = model.vector_span
-    fault_v, normal_v, used, hashes = [], [], {"fault": 0, "normal": 0}, []
-    fault_clips: list[tuple[str, np.ndarray, torch.Tensor]] = []
-    for eid, rec in recs.items():
-        audio_path = Path(rec.get("audio") or "")
-        audio_path = audio_path if audio_path.is_absolute() else base / audio_path
-        if not rec.get("audio") or not audio_path.is_file():
-            raise DataError(f"{labels}: event {eid} has no audio at {audio_path}")
-        a = read_clip(audio_path, sample_rate=sr, min_samples=min_samples, report=report)
-        if a is None:
-            continue
-        v = _clip_vectors(frontend, a, spec)
-        (fault_v if rec["label"] == "fault" else normal_v).append(v)
-        used[rec["label"]] += 1
-        if rec["label"] == "fault":
-            hashes.append(file_sha256(audio_path))
-            fault_clips.append((str(eid), a, v))
-    tr = meta.get("training", {})
-    data = Path(data or tr.get("data", ""))
-    held_names = set(tr.get("held_out_clips", []))
-    normals = [c for c in list_clips(data) if c.label == "normal"] if data.is_dir() else []
-    if not normals:
-        raise DataError(f"{data}: the model's normal training clips are needed to retrain "
-                        "(pass --data DIR)")
-    loaded = read_clips(normals, sample_rate=sr, min_samples=round(model.window.length_s * sr),
-                        report=report)
-    train_n = [a for c, a in loaded if c.path.name not in held_names]
-    hold = [(c.path.name, a) for c, a in loaded if c.path.name in held_names]
-    if len(hold) < 1:
-        raise DataError(f"{data}: none of the model's held-out clips {sorted(held_names)[:3]} found")
-    x_normal = torch.cat([_clip_vectors(frontend, a, spec) for a in train_n] + normal_v)
-    x_fault = torch.cat(fault_v) if fault_v else x_normal.new_zeros((0, spec.frames, spec.features))
-    if epochs is not None:
-        scorer.hyper["stage2_epochs"] = epochs
-    if model.threshold is not None and margin_factor > 0:
-        scorer.hyper["margin"] = max(float(scorer.hyper["margin"] or 0.0),
-                                     margin_factor * float(model.threshold.value))
-    selection, normals_only = None, None
-    if len(fault_clips) >= 2 and scorer.hyper.get("stage2_select") == "cv":
-        if normal_v:  # the false alarms are learnt either way: that model is the one to beat
-            normals_only = scorer.fit_weak(x_normal, x_fault[:0], progress=progress)
-        selection = _select_retrain_margin(model, x_normal, fault_clips, hold, seed=int(tr.get("seed", 0)))
-        if selection.scale is None and normals_only is None:
-            log.warning("model unchanged: the labelled faults do not help", extra={
-                "model": str(folder), "reason": selection.reason})
-            kept = {**meta, "training": {**tr, "retrain_skipped": f"operator labels: {selection.reason}",
-                                         "retrain_selection": selection.to_dict()}}
-            return folder, kept
-    if selection is not None and selection.scale is None:  # the faults left out
-        x_fault, info = x_fault[:0], normals_only
-    else:
-        info = scorer.fit_weak(x_normal, x_fault, progress=progress)
-    old = model.threshold
-    held = score_clips(model, hold)
-    scores = [w.score for r in held for w in r.windows]
-    threshold = fit_threshold(scores, method=old.method, convention=old.convention or "paper",
-                              q=old.q, fitted_on=f"{len(scores)} windows of {len(hold)} held-out "
-                              "normal clips")
-    state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
-    new_meta = dict(meta)
-    new_meta.update(
-        model_version=new_model_version(scorer.name, state),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        params=scorer.params(), threshold=threshold.to_dict(), versions=_versions())
-    if "threshold_crossfit" in tr:
-        log.warning("retraining refits the threshold on the held-out clips only; the version it "
-                    "came from was cross-fitted", extra={"model": str(folder)})
-    # the paper's variant of the new weights (the parent's would be stale); no cross-fit variant
-    new_meta["threshold_variants"] = _threshold_variants(
-        model, [(c.path.name, a) for c, a in loaded if c.path.name not in held_names], threshold)
-    new_meta["training"] = {
-        **{k: v for k, v in tr.items() if k != "threshold_crossfit"},
-        "retrained_from": meta["model_version"], "labels": str(Path(labels).resolve()),
-        "labelled_events": used, "margin_factor": margin_factor,
-        "stage": f"stage 2 from operator labels ({used['fault']} fault, {used['normal']} normal events"
-                 + ("" if selection is None else f"; {selection.reason}" if selection.scale is not None
-                    else f"; the fault events left out, {selection.reason}") + ")",
-        **({"retrain_selection": selection.to_dict()} if selection is not None else {}),
-        "weak_clip_sha256": sorted(set(tr.get("weak_clip_sha256", [])) | set(hashes)),
-        "fit": {"epochs": info["epochs"], "seconds": info["seconds"],
-                "final_loss": info["final_loss"], "n_windows": int(len(x_normal) + len(x_fault)),
-                "extra": {"stage2": info, "margin": info["margin"]}},
-        "seconds": round(time.perf_counter() - t0, 3), "read": report.to_dict(),
-        "holdout_clip_scores": {r.name: r.clip_score for r in held}}
-    root = Path(out) if out is not None else folder.parent
-    saved = save_model(root, meta=new_meta, state=state)
-    log.info("model retrained from labels", extra={"model": str(saved), "from": meta["model_version"],
-                                                    **{f"labels_{k}": v for k, v in used.items()}})
-    return saved, new_meta
-
-
-def _select_retrain_margin(model: LoadedModel, normals: torch.Tensor,
-                           faults: list[tuple[str, np.ndarray, torch.Tensor]],
-                           hold: list[tuple[str, np.ndarray]], *, seed: int):
-    """Cross-validate retraining over the fault events: the model as it is against stage 2 at
-    ``select_scales`` x the retraining margin; sets the chosen margin on the scorer."""
-    from monitor.training.weak_selection import choose_stage2  # noqa: PLC0415
-
-    h = model.scorer.hyper
-    base, kept_scale = float(h["margin"]), h.get("margin_scale", 1.0)
-    h["margin_scale"] = 1.0  # the candidates are multiples of the retraining margin itself
-    try:
-        choice = choose_stage2(model, normals, faults, hold, seed=seed, scales=tuple(h["select_scales"]),
-                               folds=int(h["select_folds"]), baseline="the current model")
-    finally:
-        h["margin_scale"] = kept_scale
-    h["margin"] = base * choice.scale if choice.scale is not None else base
-    log.info("retraining selection", extra={"choice": choice.reason, "cv": choice.cv})
-    return choice
-
-
-def _load_stage1(scorer, stage1: str | Path, held_out: list[str]) -> tuple[dict, str]:
-    """Load a stage-1 ws-ae model into ``scorer``: (its stage-1 fit info, its version)."""
-    from models.artifacts import read_model, split_state  # noqa: PLC0415
-
-    folder, meta, state = read_model(stage1)
-    if meta.get("scorer") != scorer.name or not hasattr(scorer, "fit_weak"):
-        raise DataError(f"{folder}: stage1= needs a {scorer.name} stage-1 model")
-    if sorted(meta["training"].get("held_out_clips", [])) != sorted(held_out):
-        raise DataError(f"{folder}: trained with other held-out clips (same data and seed needed)")
-    scorer.load_state_dict(split_state(state, "scorer"))
-    scorer.hyper["margin"] = meta["params"]["margin"]
-    return meta["training"]["fit"].get("extra", {}).get("stage1", {}), meta["model_version"]
-
-
-def _stage2_only(scorer, stage1: str | Path, vectors: torch.Tensor, labels: torch.Tensor | None,
-                 held_out: list[str], progress: Progress | None):
-    """Load a stage-1 model into ``scorer`` and run stage 2 only (see ``train_audio``)."""
-    from models.base import FitReport  # noqa: PLC0415
-
-    if labels is None:
-        raise DataError("stage1= needs labelled anomalies")
-    s1, version = _load_stage1(scorer, stage1, held_out)
-    lab = labels.bool()
-    info = scorer.fit_weak(vectors[~lab], vectors[lab], progress=progress)
-    return FitReport(epochs=info["epochs"], seconds=info["seconds"], final_loss=info["final_loss"],
-                     n_windows=int(len(vectors)),
-                     extra={"stage1": s1, "stage2": info, "stages": 2, "margin": info["margin"],
-                            "stage1_from": version})
-
-
-def _fit_stage2_selected(scorer, stage1: str | Path | None, normals: torch.Tensor,
-                         weak_clips: list[tuple[str, np.ndarray, torch.Tensor]],
-                         held: list[tuple[str, np.ndarray]], *, frontend: AudioFrontEnd,
-                         window: AlertingWindow, seed: int, progress: Progress | None):
-    """Stage 1, then stage 2 with the margin that cross-validation over the labelled clips
-    picks, or no stage 2 when none beats stage 1 (``monitor/weak_selection.py``)."""
-    from models.base import FitReport  # noqa: PLC0415
-
-    from monitor.training.weak_selection import choose_stage2  # noqa: PLC0415
-
-    t0 = time.perf_counter()
-    extra: dict[str, Any] = {}
-    if stage1 is not None:
-        extra["stage1"], extra["stage1_from"] = _load_stage1(scorer, stage1, [n for n, _ in held])
-    else:
-        extra["stage1"] = scorer.fit_normal(normals, progress=progress)
-    h = scorer.hyper
-    choice = choose_stage2(LoadedModel(None, {}, frontend, scorer, None, window), normals,
-                           weak_clips, held, seed=seed, scales=tuple(h["select_scales"]),
-                           folds=int(h["select_folds"]))
-    log.info("stage-2 selection", extra={"choice": choice.reason, "cv": choice.cv})
-    extra["selection"] = choice.to_dict()
-    if choice.scale is not None:
-        h["margin"] = float(h["margin"]) / float(h["margin_scale"]) * choice.scale
-        h["margin_scale"] = choice.scale
-        extra["stage2"] = scorer.fit_weak(normals, torch.cat([v for _, _, v in weak_clips]),
-                                          progress=progress)
-    last = extra.get("stage2", extra["stage1"])
-    return FitReport(epochs=sum(extra[k].get("epochs", 0) for k in ("stage1", "stage2") if k in extra),
-                     seconds=time.perf_counter() - t0, final_loss=last.get("final_loss", float("nan")),
-                     n_windows=int(len(normals)) + sum(len(v) for _, _, v in weak_clips),
-                     extra={**extra, "stages": 2 if "stage2" in extra else 1, "margin": h["margin"]})

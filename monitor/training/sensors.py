@@ -186,7 +186,7 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
                                      what=f"the last {opts.holdout:.0%} of {len(hold)} segment(s)")
     state = {f"scorer.{k}": v for k, v in model.scorer.state_dict().items()}
     paths = [t.path for t in tables]
-    from monitor.training.audio import _versions  # noqa: PLC0415
+    from monitor.training.audio import library_versions  # noqa: PLC0415
 
     meta = {
         "scorer": opts.scorer,
@@ -206,7 +206,7 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
             "holdout": opts.holdout, "resample": opts.resample, "seed": opts.seed,
             "fit": fit.to_dict(), "seconds": round(time.perf_counter() - t0, 3),
         },
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     folder = save_model(out, meta=meta, state=state)
     log.info("model saved", extra={"model": str(folder), "threshold": round(threshold.value, 6)})

@@ -71,7 +71,7 @@ def test_too_many_folds_are_refused_before_any_training(pump_data, tmp_path):
 def test_retraining_a_cross_fitted_model_says_its_threshold_is_held_out_again(pump_data, tmp_path):
     import json
 
-    from monitor.training.audio import retrain_from_labels
+    from monitor.training.retrain import retrain_from_labels
 
     opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25, threshold_folds=2)
     folder, meta = train_audio(pump_data / "train", tmp_path / "m", opts)

@@ -81,7 +81,7 @@ def test_every_candidate_scores_both_sides_of_its_auc_itself(pump_data, tmp_path
     to the scores, a candidate that scores both sides itself ties every window pair (AUC 0.5),
     so stage 1 is kept. Training once scored the normal side with the stage-1 model only and
     read stage 2's general rise in scores as separation."""
-    from monitor.training.audio import _clip_vectors
+    from monitor.training.audio import clip_vectors
     from monitor.training.weak_selection import choose_stage2
     from workers.model import load_model
 
@@ -90,8 +90,8 @@ def test_every_candidate_scores_both_sides_of_its_auc_itself(pump_data, tmp_path
     model = load_model(folder, device="cpu")
     spec = model.scorer.input_spec
     audio = sf.read(next((pump_data / "faint").iterdir()), dtype="float32")[0]
-    vectors = _clip_vectors(model.frontend, audio, spec)
-    normals = torch.cat([_clip_vectors(model.frontend, sf.read(p, dtype="float32")[0], spec)
+    vectors = clip_vectors(model.frontend, audio, spec)
+    normals = torch.cat([clip_vectors(model.frontend, sf.read(p, dtype="float32")[0], spec)
                          for p in sorted((pump_data / "train").iterdir())])
     weak = [(f"copy{i}.wav", audio, vectors) for i in range(3)]
     choice = choose_stage2(model, normals, weak, [("same.wav", audio)], seed=0, scales=(1.0, 4.0))
@@ -112,7 +112,7 @@ def test_retraining_from_fault_labels_that_help_uses_them(pump_data, tmp_path):
     """Three faint faults the model ranks ~0.8: cross-validated over the events, retraining at
     some margin beats the model as it is, so a new version is written with that margin."""
     from models.artifacts import LATEST
-    from monitor.training.audio import retrain_from_labels
+    from monitor.training.retrain import retrain_from_labels
 
     opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
     folder, before = train_audio(pump_data / "train", tmp_path / "m", opts)
@@ -135,7 +135,7 @@ def test_retraining_keeps_the_model_when_the_fault_labels_teach_nothing(pump_dat
     it, so no version is written; with a false alarm labelled too, only that is learnt."""
     from models.artifacts import LATEST
     from monitor.cli import main
-    from monitor.training.audio import retrain_from_labels
+    from monitor.training.retrain import retrain_from_labels
 
     opts = TrainOptions(scorer="ws-ae", device="cpu", params=FAST_WS_AE, holdout=0.25)
     _, before = train_audio(pump_data / "train", tmp_path / "m", opts)
