@@ -330,13 +330,15 @@ def _search(h: Harness, *, opts, seconds: float, ceiling: float) -> dict[str, An
         cands = [s for s in steps if s.get("p99_ms") is not None]
         half = min(cands, key=lambda s: abs(s["streams"] - sustained / 2)) if cands else None
     per_core = sustained / best["worker_cpu"] if best and best.get("worker_cpu") else None
-    rss = _rss_per_1000([s for s in steps if s.get("worker_rss_mb")])
+    rss_steps = [s for s in steps if s.get("worker_rss_mb")]
+    rss = _rss_per_1000(rss_steps)
     return {
         "e2e_streams": sustained if ok else None,
         "e2e_streams_per_worker_core": per_core,
         "p50_latency_ms": half.get("p50_ms") if half else None,
         "p99_latency_ms": half.get("p99_ms") if half else None,
         "rss_mb_per_1000": rss,
+        "rss_fit": dict(zip(("fixed_mb", "mb_per_stream"), _rss_line(rss_steps))) if rss_steps else None,
         "cold_start_kafka_s": (cold.get("worker_marks") or {}).get("first_window"),
         "e2e": {"steps": steps, "cold_start_step": cold, "latency_step_streams": half["streams"] if half else None,
                 "fraction_of_ceiling": sustained / ceiling if ceiling and sustained else None,
@@ -348,16 +350,23 @@ def _search(h: Harness, *, opts, seconds: float, ceiling: float) -> dict[str, An
 
 
 def _rss_per_1000(steps: list[dict]) -> float | None:
-    """Worker RSS when carrying 1,000 streams: measured, or a line through the steps' RSS."""
+    """Worker RSS when carrying 1,000 streams: measured at a 1,000-stream step, else the line
+    fixed + per-stream through the steps' RSS read at 1,000 (never a step's RSS scaled by
+    1000 / streams: a fixed ~250 MB of it does not scale)."""
     if not steps:
         return None
-    at = [s for s in steps if s["streams"] >= 1000]
-    if at:
-        s = min(at, key=lambda s: s["streams"])
-        return s["worker_rss_mb"] * 1000 / s["streams"]
-    if len(steps) == 1:
-        return steps[0]["worker_rss_mb"]  # the fixed part dominates below 1,000 streams
+    exact = [s for s in steps if s["streams"] == 1000]
+    if exact:
+        return exact[0]["worker_rss_mb"]
+    fixed, per_stream = _rss_line(steps)
+    return float(fixed + 1000 * per_stream) if per_stream is not None else float(fixed)
+
+
+def _rss_line(steps: list[dict]) -> tuple[float, float | None]:
+    """(fixed MB, MB per stream) by least squares over the steps (one step: its RSS, None)."""
+    if len({s["streams"] for s in steps}) < 2:
+        return steps[0]["worker_rss_mb"], None
     x = np.array([s["streams"] for s in steps], dtype=float)
     y = np.array([s["worker_rss_mb"] for s in steps], dtype=float)
     slope, base = np.polyfit(x, y, 1)
-    return float(base + 1000 * max(slope, 0.0))
+    return float(base), float(max(slope, 0.0))

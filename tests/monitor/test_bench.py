@@ -102,3 +102,14 @@ def test_e2e_analysis_latency_and_keep_up(tmp_path):
     assert not waiting_in_broker["kept_up"] and "from capture" in waiting_in_broker["reason"]
     slow_producer = _fake_step(tmp_path, delays=lambda f: 0.1, lateness=1.0)
     assert not slow_producer["kept_up"] and "producer" in slow_producer["reason"]
+
+
+def test_rss_per_1000_streams_is_read_at_1000_not_scaled_from_another_step():
+    from monitor.bench.e2e import _rss_line, _rss_per_1000
+
+    steps = [{"streams": 300, "worker_rss_mb": 325.0}, {"streams": 1200, "worker_rss_mb": 550.0}]
+    # 250 MB fixed + 0.25 MB per stream: 500 MB at 1,000 (scaling the 1,200 step said 458)
+    assert _rss_line(steps) == pytest.approx((250.0, 0.25))
+    assert _rss_per_1000(steps) == pytest.approx(500.0)
+    assert _rss_per_1000(steps + [{"streams": 1000, "worker_rss_mb": 512.0}]) == 512.0  # measured wins
+    assert _rss_per_1000(steps[:1]) == 325.0 and _rss_per_1000([]) is None
