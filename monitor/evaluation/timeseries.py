@@ -14,7 +14,7 @@ are only used to count.
   detection overlaps it; a detection overlapping none is a false positive), pooled.
 
 Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
-sigma, telemanom's dynamic threshold; ``monitor/anchor_rules.py``) make of the same window
+sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same window
 scores, labelled as such: SKAB on the test rows' scores, NAB on the whole signal's.
 """
 from __future__ import annotations

@@ -58,7 +58,7 @@ class StreamRunner:
         self.results: dict[str, StreamResult] = {}
         self.finished: list[StreamResult] = []
         self.feature_names = model.meta.get("feature_names")
-        #: Optional: keeps the audio of each event (labels need it); see monitor/event_audio.py.
+        #: Optional: keeps the audio of each event (labels need it); see monitor/runtime/event_audio.py.
         self.event_audio = event_audio
         #: Optional: hot reload of a new ``latest`` model version; see ``swap_model``.
         self.watcher = watcher
