@@ -18,7 +18,7 @@ import pytest
 from monitor.kafka.broker import Broker, create_topics
 from monitor.commands.produce import run_sensors
 from monitor.training.sensors import SensorTrainOptions, train_sensors
-from tests.monitor.test_sensors import CHANNELS, synth_rows, write_csv
+from tests.monitor.runtime.test_sensors import CHANNELS, synth_rows, write_csv
 
 from .kafka_utils import TOPICS, log_has, read_jsonl, start_worker, stop, wait_for, write_config
 
