@@ -167,7 +167,11 @@ def _windows(path: Path) -> dict[int, dict]:
 def test_listen_live_events_scores_and_latency(mic_env, valve_model, tmp_path):
     normal_wav, faulty_wav = _clips(tmp_path)
     live_w, events_f, rec_f = tmp_path / "live.jsonl", tmp_path / "events.jsonl", tmp_path / "rec.wav"
-    proc = _Proc(MONITOR + ["--log-format", "json", "listen", "--model", str(valve_model),
+    # a service config with a non-default alerting setting: listen and replay must both use it
+    cfg = tmp_path / "service.yaml"
+    cfg.write_text(f"models:\n  - streams: mic\n    model: {valve_model}\n"
+                   "alerting:\n  k: 3\n  n: 4\n  m: 2\n")
+    proc = _Proc(MONITOR + ["--log-format", "json", "listen", "--config", str(cfg),
                             "--device", "pulse", "--json", "--windows", str(live_w),
                             "--events", str(events_f), "--record", str(rec_f),
                             "--status-every", "2", "--compute-device", "cpu"], mic_env)
@@ -216,13 +220,20 @@ def test_listen_live_events_scores_and_latency(mic_env, valve_model, tmp_path):
     grid = np.zeros(len(rec), dtype=np.float32)
     grid[off_n:off_n + len(normal)] = normal
     grid[off_f:off_f + len(faulty)] = faulty
-    replay_wav, replay_w = tmp_path / "same-audio-on-capture-grid.wav", tmp_path / "replay.jsonl"
+    replay_wav, replay_w = tmp_path / "mic.wav", tmp_path / "replay.jsonl"  # stream id "mic", as live
+    replay_events = tmp_path / "replay-events.jsonl"
     sf.write(replay_wav, grid, SR, subtype="PCM_16")
-    r = subprocess.run(MONITOR + ["--log-format", "json", "replay", "--model", str(valve_model),
+    r = subprocess.run(MONITOR + ["--log-format", "json", "replay", "--config", str(cfg),
                                   "--data", str(replay_wav), "--windows", str(replay_w),
-                                  "--device", "cpu"], env=mic_env, cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+                                  "--events", str(replay_events), "--device", "cpu"], env=mic_env,
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+    # one runtime: the same audio decides the same events live and replayed, health included
+    def key(e):
+        return (e["event_id"], e["kind"], e["status"], e["start_sample"], e["end_sample"])
+
+    replayed = [json.loads(x) for x in replay_events.read_text().splitlines()]
+    assert sorted(map(key, events)) == sorted(map(key, replayed))
     live, ref = _windows(live_w), _windows(replay_w)
     covered = [k for k, w in ref.items() if w["start_sample"] < spans["faulty"][1]
                and w["end_sample"] > spans["normal"][0]]
