@@ -63,9 +63,10 @@ def test_shipped_configs_load(monkeypatch):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    for name in ("edge.yaml", "demo.yaml"):
-        if (root / name).exists():
-            load_config(root / name, env={})
+    shipped = sorted(root.glob("*.yaml"))
+    assert {"edge.yaml", "demo.yaml"} <= {p.name for p in shipped}
+    for path in shipped:
+        load_config(path, env={})
 
 
 def test_librdkafka_gets_the_same_settings_as_kafka_python(tmp_path):

@@ -43,14 +43,14 @@ def test_train_evaluate_replay(factory, tmp_path):
                 "--plots", str(tmp_path / "plots"))
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["clips"] == 8 and 0.0 <= res["auc"] <= 1.0
+    assert res["clips"] == 8 and res["auc"] > 0.5  # the factory's faults are plain: better than chance
     assert (tmp_path / "plots" / "roc.png").stat().st_size > 1000
 
     r = run_cli("replay", "--model", str(out), "--data", factory["test"], "--json",
                 "--events", str(tmp_path / "ev.jsonl"), "--plot", str(tmp_path / "t.png"))
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
-    assert all(e["schema"] == "anomaly-event/1" for e in lines)
+    assert lines and all(e["schema"] == "anomaly-event/1" for e in lines)
     assert (tmp_path / "t.png").exists()
 
 
