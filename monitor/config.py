@@ -110,6 +110,25 @@ class ServiceConfig:
                            "again (glibc; 0 = the C library's default): those page faults were "
                            "6-8 % of the compute part's CPU time (monitor bench); costs at most "
                            "this much more resident memory")
+    stream_idle_s: float = _f(10.0, lo=0, hi=86400, help="a stream with no message for this long "
+                              "(while the worker is caught up with its partitions) is finished as if "
+                              "its last chunk carried eos: last windows scored, an open event closed, "
+                              "a 'stream-idle' event raised, its state dropped, so it no longer holds "
+                              "its partition's commit back; 0 = never. 10 s = 20 alerting-window hops "
+                              "(an open event needs 3 quiet hops to close), 100 chunk periods at 100 ms, "
+                              "and the consumer's session timeout, so a hiccup is not a stopped machine")
+    max_chunk_s: float = _f(5.0, lo=0.001, hi=3600, help="longest audio one message may carry; a "
+                            "longer chunk goes to the dead-letter topic as 'oversized-chunk' "
+                            "(producers send 0.1 s chunks; 50x that is no live capture)")
+    max_ts_ahead_s: float = _f(300.0, lo=0, hi=10 * 365 * 86400, help="a capture time (ts) more than "
+                               "this after the message's Kafka timestamp is implausible (recorded "
+                               "after it was sent): dead letter 'ts-ahead-of-message'; allows for "
+                               "unsynchronised clocks; 0 = no check")
+    max_ts_behind_s: float = _f(0.0, lo=0, hi=100 * 365 * 86400, help="a capture time more than this "
+                                "before the message's Kafka timestamp: dead letter "
+                                "'ts-behind-message'; 0 = no check (the default: recorded audio "
+                                "replayed through Kafka and edge buffers emptied after an outage carry "
+                                "old capture times, and `monitor demo` streams start at the epoch)")
     model_reload_s: float = _f(5.0, lo=0, hi=86400, help="how often each worker looks for a new "
                                "version in an audio model's folder (its 'latest' file) and swaps it "
                                "in without a restart, re-scoring the windows not yet emitted; 0 = off")
@@ -161,6 +180,14 @@ class HealthConfig:
     stream_metrics: int = _f(200, lo=0, hi=100000, help="per-stream series (latest window score, "
                              "events) for the first this many streams a worker sees; later ones "
                              "are counted under stream=\"other\"; 0 = none")
+    stall_s: float = _f(60.0, lo=1, hi=86400, help="/healthz/live turns false when the worker's "
+                        "poll loop has not come round for this long (a hung scoring call, a "
+                        "blocked sink); well under kafka.max_poll_interval_ms, after which the "
+                        "group drops the worker anyway")
+    max_threads: int = _f(8, lo=1, hi=256, help="HTTP requests served at once; more are refused "
+                          "(a scraper and a probe need two)")
+    request_timeout_s: float = _f(5.0, lo=0.1, hi=300, help="an HTTP connection idle this long is "
+                                  "closed, so slow or idle clients cannot hold the threads")
 
 
 @dataclass(frozen=True)
@@ -265,9 +292,11 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            tree = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            tree = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if tree is None:  # an empty file is a mistake (a wrong path, a truncated copy), not "defaults"
+            raise ConfigError(f"{p}: the config file is empty")
         if not isinstance(tree, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
     env = os.environ if env is None else env

@@ -10,60 +10,33 @@ commits and closes.
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from kafka import ConsumerRebalanceListener
 
-from models.errors import MonitorError
 from workers.batching import MicroBatcher
-from workers.model import LoadedModel, load_model
+from workers.model import LoadedModel
 
-from monitor.alerting.events import make_event
 from monitor.service.checkpoint import OffsetBook
 from monitor.config import Config, kafka_client_options, to_dict
-from monitor.errors import ConfigError
-from monitor.runtime.event_audio import EventAudioSpec, EventAudioStore
 from monitor.service.health import HealthServer, Metrics
-from monitor.runtime.model_watch import ModelWatcher
+from monitor.service.messages import StreamMessages, _AudioState
+from monitor.service.plausibility import Bounds
 from monitor.service.process_tuning import keep_heap, tune_gc
-from monitor.runtime.runner import StreamRunner
+from monitor.service.router import Router
 from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
 from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.sinks.kafka import make_producer
-from monitor.sources.base import AudioChunk
-from monitor.sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
 from monitor.kafka.consumer import make_consumer, resolve_client
-from monitor.sources.kafka_sensors import decode_sensors
 
 log = logging.getLogger("monitor.service.worker")
-
-INPUT_SCORER = "input-health"
-
-
-@dataclass
-class _Route:
-    pattern: str
-    runner: StreamRunner
-
-
-@dataclass
-class _AudioState:
-    runners: list[StreamRunner]
-    sample_rate: int
-    next_sample: int
-    next_seq: int
-    tp: Any
-    last_offset: int
-    machine: str | None = None
 
 
 @dataclass
@@ -71,102 +44,7 @@ class _Pending:
     arrivals: list[float] = field(default_factory=list)
 
 
-class Router:
-    """Stream id -> the runners (one per model) whose glob matches it; cached per stream.
-
-    Audio models get a ``StreamRunner`` (audio topic); sensor models (``features.kind``
-    ``sensor``) a ``SensorRunner`` (sensor topic). A glob may route a stream to both kinds.
-    """
-
-    def __init__(self, cfg: Config, *, on_window=None) -> None:
-        self.routes: list[_Route] = []
-        self.runners: list[StreamRunner] = []
-        self.sensor_routes: list[tuple[str, Any]] = []
-        self.sensor_runners: list[Any] = []
-        hyst, health = cfg.alerting.hysteresis(), cfg.alerting.health()
-        loaded: dict[tuple[str, float | None], StreamRunner] = {}
-        for i, r in enumerate(cfg.models):
-            key = (r.model, r.threshold)
-            if key not in loaded:
-                try:
-                    model = load_model(r.model, device=cfg.service.device, threshold_override=r.threshold)
-                except MonitorError as exc:
-                    raise ConfigError(f"models[{i}].model: {exc}") from None
-                if model.meta.get("features", {}).get("kind") == "sensor":
-                    from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
-
-                    sensor = SensorRunner(model, None, hysteresis=hyst)
-                    sensor.runner.on_window = partial(on_window, model) if on_window else None
-                    loaded[key] = sensor
-                    self.sensor_runners.append(sensor)
-                    self.sensor_routes.append((r.streams, sensor))
-                    continue
-                runner = StreamRunner(model, None, hysteresis=hyst, health=health,
-                                      watcher=_watcher(r.model, model, cfg, r.threshold),
-                                      event_audio=_event_audio(cfg))
-                if on_window is not None:  # the runner's model, which a hot reload replaces
-                    runner.on_window = partial(_with_model, on_window, runner)
-                loaded[key] = runner
-                self.runners.append(runner)
-            if isinstance(loaded[key], StreamRunner):
-                self.routes.append(_Route(r.streams, loaded[key]))
-            elif (r.streams, loaded[key]) not in self.sensor_routes:
-                self.sensor_routes.append((r.streams, loaded[key]))
-        self._cache: dict[str, list[StreamRunner]] = {}
-        self._sensor_cache: dict[str, list[Any]] = {}
-
-    def sensors_for(self, stream: str) -> list[Any]:
-        hit = self._sensor_cache.get(stream)
-        if hit is None:
-            hit = []
-            for pattern, runner in self.sensor_routes:
-                if fnmatch.fnmatchcase(stream, pattern) and runner not in hit:
-                    hit.append(runner)
-            self._sensor_cache[stream] = hit
-        return hit
-
-    def for_stream(self, stream: str) -> list[StreamRunner]:
-        hit = self._cache.get(stream)
-        if hit is None:
-            hit = []
-            for r in self.routes:
-                if fnmatch.fnmatchcase(stream, r.pattern) and r.runner not in hit:
-                    hit.append(r.runner)
-            self._cache[stream] = hit
-        return hit
-
-
-def _with_model(on_window, runner: StreamRunner, w) -> None:
-    on_window(runner.model, w)
-
-
-def _event_audio(cfg: Config) -> EventAudioStore | None:
-    """The bounded store of event audio (``sinks.event_audio``), one per audio model."""
-    s = cfg.sinks
-    if not s.event_audio:
-        return None
-    return EventAudioStore(EventAudioSpec(s.event_audio, max_bytes=s.event_audio_max_mb << 20,
-                                          retain_s=s.event_audio_retain_s,
-                                          max_event_s=max(60.0, s.event_audio_retain_s)))
-
-
-def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None):
-    """A ``ModelWatcher`` on the route's model root (hot reload), or None: switched off, or the
-    folder has no ``latest`` to follow (a fixed version folder outside a model root)."""
-    if cfg.service.model_reload_s <= 0:
-        return None
-    try:
-        w = ModelWatcher(path, current_version=model.version, every_s=cfg.service.model_reload_s,
-                         device=cfg.service.device, threshold_override=threshold)
-    except MonitorError as exc:
-        log.info("no hot reload for %s: %s", path, exc)
-        return None
-    log.info("watching %s for new model versions every %.0f s", w.root, cfg.service.model_reload_s,
-             extra={"model_root": str(w.root), "model_version": model.version})
-    return w
-
-
-class Worker:
+class Worker(StreamMessages):
     """One worker process: consumer, models, sinks, health endpoint."""
 
     def __init__(self, cfg: Config, *, index: int = 0, event_sinks: list[Sink] | None = None) -> None:
@@ -302,134 +180,6 @@ class Worker:
         self.stopping.set()
 
     # ---------------------------------------------------------------- messages
-    def _dead(self, tp, m, code: str, detail: str) -> None:
-        self.book.seen(tp, m.offset)
-        self.dlq.send(key=m.key, value=m.value, headers=m.headers, error=code, detail=detail,
-                      topic=tp.topic, partition=tp.partition, offset=m.offset)
-        self.metrics.dead.labels(code).inc()
-        log.debug("dead letter", extra={"topic": tp.topic, "partition": tp.partition,
-                                        "offset": m.offset, "error": code, "detail": detail})
-
-    def _on_audio(self, tp, m, now: float) -> None:
-        try:
-            chunk = decode_audio(m.key, m.value, m.headers)
-        except BadMessage as exc:
-            self._dead(tp, m, exc.code, exc.detail)
-            return
-        st = self.streams.get(chunk.stream)
-        runners = st.runners if st is not None else self.router.for_stream(chunk.stream)
-        if not runners:
-            if chunk.stream not in self.no_model_logged:
-                self.no_model_logged.add(chunk.stream)
-                log.warning("no model for stream %s; its messages go to the dead-letter topic",
-                            chunk.stream, extra={"stream": chunk.stream, "topic": tp.topic})
-            self._dead(tp, m, "no-model", f"no models[].streams pattern matches {chunk.stream!r}")
-            return
-        wrong = [r.model.frontend.sample_rate for r in runners if r.model.frontend.sample_rate != chunk.sample_rate]
-        if wrong:
-            self._dead(tp, m, "sample-rate-mismatch",
-                       f"chunk at {chunk.sample_rate} Hz, model expects {wrong[0]} Hz")
-            return
-        pos = chunk.grid_sample()
-        warmup = False
-        anchor = None
-        if st is None:
-            warmup, anchor, start = chunk.seq != 0, m.offset, pos
-            if warmup:
-                log.info("stream %s picked up mid-stream at seq %d: events wait for its first quiet "
-                         "point", chunk.stream, chunk.seq,
-                         extra={"stream": chunk.stream, "partition": tp.partition, "offset": m.offset})
-        elif chunk.seq < st.next_seq and chunk.seq != 0:
-            self.book.seen(tp, m.offset)  # a re-sent chunk already used: nothing new in it
-            self.metrics.duplicates.inc()
-            return
-        elif chunk.seq == st.next_seq and abs(pos - st.next_sample) * 1e9 <= self.tol_ns * chunk.sample_rate:
-            start = st.next_sample
-        else:
-            self._gap(st, chunk, pos)
-            anchor, start = st.last_offset, pos
-        if st is None or anchor is not None:
-            st = self.streams[chunk.stream] = _AudioState(runners, chunk.sample_rate, start, 0, tp,
-                                                          m.offset, chunk.machine)
-        ac = AudioChunk(chunk.stream, chunk.samples, chunk.sample_rate, start, machine=chunk.machine,
-                        pcm16=chunk.pcm16)
-        for r in runners:
-            r.push(ac, warmup=warmup)
-        self.book.chunk(chunk.stream, tp, m.offset, start, anchor=anchor)
-        st.next_sample = start + len(chunk.samples)
-        st.next_seq = chunk.seq + 1
-        st.tp, st.last_offset = tp, m.offset
-        self.pending.arrivals.append(now)
-        self.batcher.add(max(1, len(chunk.samples) // runners[0].model.frontend.frame_hop), now=now)
-        if chunk.eos:
-            self._score()
-            events = []
-            for r in runners:
-                events += r.end_stream(chunk.stream)
-                r.finished.clear()
-            self._emit(events)
-            self.book.release(chunk.stream)
-            del self.streams[chunk.stream]
-
-    def _gap(self, st: _AudioState, chunk: KafkaAudioChunk, pos: int) -> None:
-        """Close the stream's partial window and open events; report the gap as input health."""
-        self._score()
-        events = []
-        for r in st.runners:
-            events += r.end_stream(chunk.stream, reason="gap")
-            r.finished.clear()
-        missing = chunk.seq - st.next_seq
-        detail = (f"producer restarted (seq 0)" if chunk.seq == 0 else
-                  f"{missing} chunk(s) missing (seq {st.next_seq}..{chunk.seq - 1})" if missing > 0 else
-                  f"timestamp jumped by {(pos - st.next_sample) / chunk.sample_rate:+.3f} s")
-        events.append(make_event(status="closed", kind="gap", stream=chunk.stream, machine=chunk.machine,
-                                 scorer=INPUT_SCORER, model_version="-", start_sample=st.next_sample,
-                                 end_sample=max(pos, st.next_sample), sample_rate=chunk.sample_rate,
-                                 detail=detail))
-        self._emit(events)
-
-    def _on_sensor(self, tp, m) -> None:
-        """Readings -> every routed sensor model (``SensorRunner``: grid, health checks, scoring)."""
-        try:
-            stream, readings = decode_sensors(m.key, m.value)
-        except BadMessage as exc:
-            self._dead(tp, m, exc.code, exc.detail)
-            return
-        runners = self.router.sensors_for(stream)
-        if not runners:
-            if stream not in self.no_model_logged:
-                self.no_model_logged.add(stream)
-                log.warning("no sensor model for stream %s; its messages go to the dead-letter topic", stream,
-                            extra={"stream": stream, "topic": tp.topic})
-            self._dead(tp, m, "no-model", f"no sensor model is routed to {stream!r}")
-            return
-        import numpy as np  # noqa: PLC0415
-
-        ts = np.array([r.ts_ns for r in readings], dtype=np.float64) / 1e9
-        values = [r.values for r in readings]
-        missing = [sr.model.version for sr in runners if not set(sr.spec.channels) & set(values[0])]
-        if missing:
-            self._dead(tp, m, "missing-channels", f"none of the channels of model {missing[0]} "
-                       f"in {sorted(values[0])[:8]}")
-            return
-        events: list[dict] = []
-        key = f"sensor:{stream}"
-        warmup = key not in self.book.streams and self._resumed(tp)
-        if warmup and not any(stream in sr.streams for sr in runners):
-            log.info("sensor stream %s picked up mid-stream: events wait for its first quiet point",
-                     stream, extra={"stream": stream, "partition": tp.partition, "offset": m.offset})
-        try:
-            for sr in runners:
-                events += sr.feed(stream, ts, sr.channel_matrix(values), warmup=warmup)
-        except MonitorError as exc:
-            self._dead(tp, m, "bad-reading", str(exc)[:300])
-            return
-        finally:
-            self._emit(events)
-        st = runners[0].streams.get(stream)
-        start = st.grid.index(float(ts[0])) if st is not None else 0
-        self.book.chunk(key, tp, m.offset, start, anchor=m.offset if key not in self.book.streams else None)
-
     # ---------------------------------------------------------------- scoring and output
     def _score(self) -> None:
         if self.batcher.first_at is None:

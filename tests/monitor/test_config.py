@@ -35,6 +35,8 @@ def test_defaults_file_env_and_set_in_order(tmp_path):
     ("alerting:\n  k: 4\n  n: 3\n", "alerting.k"),
     ("kafka:\n  session_timeout_ms: 3000\n  heartbeat_interval_ms: 2000\n", "heartbeat_interval_ms"),
     ("- a\n- b\n", "top level"),
+    ("", "is empty"),
+    ("# only a comment\n", "is empty"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, needle):
     with pytest.raises(ConfigError) as e:
