@@ -27,7 +27,6 @@ from monitor.service.checkpoint import OffsetBook
 from monitor.config import Config, kafka_client_options, to_dict
 from monitor.service.health import HealthServer, Metrics
 from monitor.service.messages import StreamMessages, _AudioState
-from monitor.service.plausibility import Bounds
 from monitor.service.process_tuning import keep_heap, tune_gc
 from monitor.service.router import Router
 from monitor.sinks.base import Sink
