@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from models.errors import MonitorError
+from monitor.errors import MonitorError
 
 from monitor import __version__
 from monitor.commands import broker, check_config, demo, evaluate, produce, replay, train

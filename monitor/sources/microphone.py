@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import MonitorError
+from monitor.errors import MonitorError
 from workers.resample import StreamResampler
 
 from monitor.sources.base import AudioChunk, CaptureStats
