@@ -10,7 +10,8 @@ from typing import Any
 
 SCHEMA = "anomaly-event/1"
 MACHINE = "machine"
-HEALTH_KINDS = ("gap", "input-dropout", "clipping", "dead-input", "flat-line", "out-of-range", "step")
+HEALTH_KINDS = ("gap", "input-dropout", "clipping", "dead-input", "flat-line", "out-of-range", "step",
+                "stream-idle")
 
 
 def event_id(*, stream: str, scorer: str, model_version: str, start_sample: int, kind: str = MACHINE) -> str:

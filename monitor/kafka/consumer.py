@@ -27,6 +27,7 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    timestamp: int | None = None  # ms since epoch (the message's Kafka timestamp), None if unknown
 
 
 def resolve_client(name: str) -> str:
@@ -130,7 +131,9 @@ class ConfluentConsumer:
             records = out.get(key)
             if records is None:
                 records = out[key] = []
-            records.append(new(Record, (m.offset(), m.key(), m.value(), m.headers() or [])))
+            ts_type, ts = m.timestamp()
+            records.append(new(Record, (m.offset(), m.key(), m.value(), m.headers() or [],
+                                        ts if ts_type != self._ck.TIMESTAMP_NOT_AVAILABLE else None)))
         return {self._tp(*key): records for key, records in out.items()}
 
     def _consume(self, timeout: float) -> list:

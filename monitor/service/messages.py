@@ -16,6 +16,7 @@ from models.errors import MonitorError
 
 from monitor.alerting.events import make_event
 from monitor.runtime.runner import StreamRunner
+from monitor.service.plausibility import NS_PER_S, message_timestamp
 from monitor.sources.base import AudioChunk
 from monitor.sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
 from monitor.sources.kafka_sensors import decode_sensors
@@ -23,6 +24,9 @@ from monitor.sources.kafka_sensors import decode_sensors
 log = logging.getLogger("monitor.service.worker")
 
 INPUT_SCORER = "input-health"
+#: names of streams finished as quiet remembered (so their return is a new run, not a
+#: pick-up mid-way); a fixed bound, whatever the number of streams ever seen
+FINISHED_QUIET_KEPT = 10_000
 
 
 @dataclass
@@ -38,6 +42,7 @@ class _AudioState:
 
 class StreamMessages:
     """``Worker``'s message handlers (see the module docstring)."""
+
     def _dead(self, tp, m, code: str, detail: str) -> None:
         self.book.seen(tp, m.offset)
         self.dlq.send(key=m.key, value=m.value, headers=m.headers, error=code, detail=detail,
@@ -48,10 +53,13 @@ class StreamMessages:
 
     def _on_audio(self, tp, m, now: float) -> None:
         try:
-            chunk = decode_audio(m.key, m.value, m.headers)
+            chunk = decode_audio(m.key, m.value, m.headers, max_seconds=self.bounds.max_chunk_s)
+            self.bounds.check_time(chunk.ts_ns, chunk.ts_ns + len(chunk.samples) * NS_PER_S // chunk.sample_rate,
+                                   message_timestamp(m))
         except BadMessage as exc:
             self._dead(tp, m, exc.code, exc.detail)
             return
+        self.quiet.heard(chunk.stream, now)
         st = self.streams.get(chunk.stream)
         runners = st.runners if st is not None else self.router.for_stream(chunk.stream)
         if not runners:
@@ -70,7 +78,9 @@ class StreamMessages:
         warmup = False
         anchor = None
         if st is None:
-            warmup, anchor, start = chunk.seq != 0, m.offset, pos
+            # a stream this worker finished as quiet that comes back is a new run, not a pick-up
+            back = self.finished_quiet.pop(chunk.stream, None) is not None
+            warmup, anchor, start = chunk.seq != 0 and not back, m.offset, pos
             if warmup:
                 log.info("stream %s picked up mid-stream at seq %d: events wait for its first quiet "
                          "point", chunk.stream, chunk.seq,
@@ -106,6 +116,8 @@ class StreamMessages:
             self._emit(events)
             self.book.release(chunk.stream)
             del self.streams[chunk.stream]
+            self.router.forget(chunk.stream)
+            self.quiet.forget(chunk.stream)
 
     def _gap(self, st: _AudioState, chunk: KafkaAudioChunk, pos: int) -> None:
         """Close the stream's partial window and open events; report the gap as input health."""
@@ -124,13 +136,16 @@ class StreamMessages:
                                  detail=detail))
         self._emit(events)
 
-    def _on_sensor(self, tp, m) -> None:
+    def _on_sensor(self, tp, m, now: float) -> None:
         """Readings -> every routed sensor model (``SensorRunner``: grid, health checks, scoring)."""
         try:
             stream, readings = decode_sensors(m.key, m.value)
+            self.bounds.check_time(min(r.ts_ns for r in readings), max(r.ts_ns for r in readings),
+                                   message_timestamp(m))
         except BadMessage as exc:
             self._dead(tp, m, exc.code, exc.detail)
             return
+        self.quiet.heard(f"sensor:{stream}", now, readings[-1].ts_ns)
         runners = self.router.sensors_for(stream)
         if not runners:
             if stream not in self.no_model_logged:
@@ -165,3 +180,73 @@ class StreamMessages:
         st = runners[0].streams.get(stream)
         start = st.grid.index(float(ts[0])) if st is not None else 0
         self.book.chunk(key, tp, m.offset, start, anchor=m.offset if key not in self.book.streams else None)
+
+    # ---------------------------------------------------------------- streams that went quiet
+    def _finish_quiet(self, now: float) -> None:
+        """Finish every stream quiet for ``service.stream_idle_s`` as if ``eos`` had come: its
+        last windows scored, open events closed, a ``stream-idle`` event, its state and lookup
+        entries dropped, so its partition's commit moves on (``quiet.py``)."""
+        quiet = self.quiet.quiet(now)
+        if not quiet:
+            return
+        self._score()
+        events: list[dict] = []
+        for key, info in quiet:
+            self.quiet.forget(key)
+            if key.startswith("sensor:"):
+                events += self._finish_quiet_sensor(key[len("sensor:"):], info)
+            else:
+                events += self._finish_quiet_audio(key)
+        self._emit(events)
+        log.info("%d quiet stream(s) finished after %.0f s without a message", len(quiet),
+                 self.quiet.idle_s, extra={"streams": len(quiet), "live_streams": len(self.quiet)})
+
+    def _idle_detail(self, what: str) -> str:
+        return f"no message for {self.quiet.idle_s:g} s after {what}: the stream was finished"
+
+    def _finish_quiet_audio(self, stream: str) -> list[dict]:
+        self.router.forget(stream)
+        self.no_model_logged.discard(stream)
+        st = self.streams.pop(stream, None)
+        if st is None:  # only dead letters so far: nothing to finish
+            return []
+        events: list[dict] = []
+        for r in st.runners:
+            events += r.end_stream(stream, reason="stream-idle")
+            r.finished.clear()
+        self.book.release(stream)
+        self.finished_quiet[stream] = st.next_seq
+        while len(self.finished_quiet) > FINISHED_QUIET_KEPT:
+            self.finished_quiet.popitem(last=False)
+        events.append(make_event(
+            status="closed", kind="stream-idle", stream=stream, machine=st.machine, scorer=INPUT_SCORER,
+            model_version="-", start_sample=st.next_sample, end_sample=st.next_sample,
+            sample_rate=st.sample_rate,
+            detail=self._idle_detail(f"seq {st.next_seq - 1} ({st.tp.topic}[{st.tp.partition}] offset "
+                                     f"{st.last_offset})")))
+        return events
+
+    def _finish_quiet_sensor(self, stream: str, last_ts_ns: int) -> list[dict]:
+        import numpy as np  # noqa: PLC0415
+
+        runners = self.router.sensors_for(stream)
+        self.router.forget(stream)
+        self.no_model_logged.discard(stream)
+        key = f"sensor:{stream}"
+        events: list[dict] = []
+        for sr in runners:
+            st = sr.streams.get(stream)
+            if st is None:
+                continue
+            grid = st.grid
+            events += sr.feed(stream, np.zeros(0), np.zeros((0, len(sr.spec.channels))), end_of_stream=True)
+            sr.finished.clear()
+            if not any(e["kind"] == "stream-idle" for e in events) and grid.origin_s is not None:
+                end = grid.index(last_ts_ns / 1e9) + 1
+                events.append(make_event(
+                    status="closed", kind="stream-idle", stream=stream, machine=st.machine,
+                    scorer=INPUT_SCORER, model_version="-", start_sample=end, end_sample=end,
+                    sample_rate=1.0 / sr.spec.step_s, time_origin_s=grid.origin_s,
+                    id_base=grid.lattice_index, detail=self._idle_detail("its last reading")))
+        self.book.release(key)
+        return events

@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,12 @@ from workers.model import LoadedModel
 
 from monitor.service.checkpoint import OffsetBook
 from monitor.config import Config, kafka_client_options, to_dict
-from monitor.service.health import HealthServer, Metrics
+from monitor.service.health import BrokerProbe, HealthServer, Metrics
 from monitor.service.messages import StreamMessages, _AudioState
+from monitor.service.partitions import PartitionState
+from monitor.service.plausibility import Bounds
 from monitor.service.process_tuning import keep_heap, tune_gc
+from monitor.service.quiet import QuietStreams
 from monitor.service.router import Router
 from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
@@ -43,7 +47,7 @@ class _Pending:
     arrivals: list[float] = field(default_factory=list)
 
 
-class Worker(StreamMessages):
+class Worker(StreamMessages, PartitionState):
     """One worker process: consumer, models, sinks, health endpoint."""
 
     def __init__(self, cfg: Config, *, index: int = 0, event_sinks: list[Sink] | None = None) -> None:
@@ -56,9 +60,13 @@ class Worker(StreamMessages):
         self.book = OffsetBook()
         self.streams: dict[str, _AudioState] = {}
         self.no_model_logged: set[str] = set()
+        self.quiet = QuietStreams(cfg.service.stream_idle_s)
+        self.finished_quiet: OrderedDict[str, int] = OrderedDict()  # stream -> its next seq
         #: per partition: did this worker start it from a committed offset (a restart or a
         #: rebalance)? Then sensor streams first seen on it are picked up mid-way.
         self.resumed: dict[Any, bool] = {}
+        self.group_committed: dict[Any, int | None] = {}  # the group's offsets, asked once per assignment
+        self.probe: BrokerProbe | None = None
         self.extra_sinks = event_sinks or []
         self.pending = _Pending()
         self.events_out = 0
@@ -66,6 +74,7 @@ class Worker(StreamMessages):
         self._last_commit = time.monotonic()
         self.batcher = MicroBatcher(max_batch=cfg.service.max_batch, max_wait_ms=cfg.service.max_wait_ms)
         self.tol_ns = int(cfg.service.gap_tolerance_ms * 1e6)
+        self.bounds = Bounds.from_config(cfg.service)
 
     # ---------------------------------------------------------------- lifecycle
     def install_signal_handlers(self) -> None:
@@ -81,7 +90,9 @@ class Worker(StreamMessages):
         log.info("effective config", extra={"worker": self.index, "config": to_dict(cfg)})
         if cfg.health.port:
             self.health = HealthServer(host=cfg.health.host, port=cfg.health.port + self.index,
-                                       metrics=self.metrics)
+                                       metrics=self.metrics, stall_s=cfg.health.stall_s,
+                                       max_threads=cfg.health.max_threads,
+                                       request_timeout_s=cfg.health.request_timeout_s)
         try:
             if cfg.service.windows_log:
                 self.windows_file = open(cfg.service.windows_log, "a", encoding="utf-8")
@@ -90,6 +101,7 @@ class Worker(StreamMessages):
                 log.warning("no models configured: every stream goes to the dead-letter topic")
             if not self._connect():
                 return 0
+            self.probe = BrokerProbe(cfg.kafka.bootstrap)
             tune_gc(cfg.service.gc_gen0_threshold)
             keep_heap(cfg.service.heap_keep_mb)
             self._loop()
@@ -98,6 +110,8 @@ class Worker(StreamMessages):
         finally:
             if self.health is not None:
                 self.health.close()
+            if self.probe is not None:
+                self.probe.close()
             if self.windows_file is not None:
                 self.windows_file.close()
 
@@ -142,11 +156,16 @@ class Worker(StreamMessages):
     def _loop(self) -> None:
         poll_ms = self.cfg.service.poll_timeout_ms
         commit_every = self.cfg.service.commit_interval_ms / 1000.0
+        if self.health is not None:
+            self.health.beat()
+            self.health.looping = True
         while not self.stopping.is_set():
             left = self.batcher.time_left()
             timeout = poll_ms if left is None else max(0, min(poll_ms, int(left * 1000)))
             records = self.consumer.poll(timeout_ms=timeout)
             now = time.monotonic()
+            self.quiet.polled(now, records=sum(map(len, records.values())),
+                              full_at=self.cfg.kafka.max_poll_records)
             for tp, msgs in records.items():
                 is_audio = tp.topic == self.cfg.kafka.audio_topic
                 nbytes = 0
@@ -155,18 +174,23 @@ class Worker(StreamMessages):
                     if is_audio:
                         self._on_audio(tp, m, now)
                     else:
-                        self._on_sensor(tp, m)
+                        self._on_sensor(tp, m, now)
                 self.metrics.messages.labels(tp.topic).inc(len(msgs))
                 self.metrics.bytes.labels(tp.topic).inc(nbytes)
             if self.batcher.due():
                 self._score()
+            self._finish_quiet(now)
             if time.monotonic() - self._last_commit >= commit_every:
                 self._commit()
+                self._report()
+            if self.health is not None:
+                self.health.beat()
 
     def _shutdown(self) -> None:
         t0 = time.monotonic()
         self._score()
         self._commit()
+        self._report()
         try:
             self.consumer.close(autocommit=False)
         finally:
@@ -211,30 +235,6 @@ class Worker(StreamMessages):
             self.metrics.event(e)
         self.events_out += len(events)
 
-    def _resume(self, stream: str) -> int | None:
-        if stream.startswith("sensor:"):
-            name = stream[len("sensor:"):]
-            points = [sr.resume_sample(name) for sr in self.router.sensors_for(name)]
-            return None if not points or any(p is None for p in points) else min(points)
-        st = self.streams.get(stream)
-        if st is None:
-            return None
-        points = [r.resume_sample(stream) for r in st.runners]
-        return None if any(p is None for p in points) else min(points)
-
-    def _resumed(self, tp) -> bool:
-        hit = self.resumed.get(tp)
-        if hit is None:
-            from kafka.errors import KafkaError  # noqa: PLC0415
-
-            try:
-                hit = self.consumer.committed(tp) is not None
-            except KafkaError as exc:  # unknown: assume a restart (events wait for a quiet point)
-                log.warning("committed offset of %s[%d] unknown (%s)", tp.topic, tp.partition, exc)
-                hit = True
-            self.resumed[tp] = hit
-        return hit
-
     def _commit(self, tps=None) -> None:
         """Flush sinks and dead letters, then commit what a restart no longer needs."""
         from kafka.errors import KafkaError  # noqa: PLC0415
@@ -257,41 +257,8 @@ class Worker(StreamMessages):
             return
         self.book.mark_committed(offsets)
         self.metrics.commits.inc()
-        self.metrics.streams.set(len(self.streams))
-        for tp in offsets:
-            hw = self.consumer.highwater(tp)
-            pos = self.book.last.get(tp)
-            if hw is not None and pos is not None:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - pos - 1))
 
-    # ---------------------------------------------------------------- rebalancing
-    def on_revoked(self, revoked) -> None:
-        if not revoked:
-            return
-        log.info("partitions revoked", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in revoked)})
-        self._score()
-        self._commit(set(revoked))
-        for stream in self.book.drop_partitions(revoked):
-            if stream.startswith("sensor:"):
-                for sr in self.router.sensors_for(stream[len("sensor:"):]):
-                    sr.streams.pop(stream[len("sensor:"):], None)
-                    sr.runner.drop_stream(stream[len("sensor:"):])
-                continue
-            st = self.streams.pop(stream, None)
-            if st is not None:
-                for r in st.runners:
-                    r.drop_stream(stream)
-        # streams whose messages all went elsewhere (dead letters) hold no state to drop
 
-    def on_assigned(self, assigned) -> None:
-        for tp in assigned:
-            self.resumed.pop(tp, None)
-        log.info("partitions assigned", extra={"worker": self.index,
-                                               "partitions": sorted(f"{t.topic}[{t.partition}]" for t in assigned)})
-        if self.health is not None:
-            self.health.set_ready(True)
-        self.metrics.ready.set(1)
-        self.ready_at = time.monotonic()
 
 
 class _Listener(ConsumerRebalanceListener):

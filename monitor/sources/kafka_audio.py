@@ -68,8 +68,13 @@ def stream_id(key: bytes | None) -> str:
         raise BadMessage("bad-key", f"the key {key[:40]!r} is not UTF-8") from None
 
 
-def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioChunk:
-    """One Kafka message -> a mono float32 chunk; raises ``BadMessage`` naming what is wrong."""
+def decode_audio(key: bytes | None, value: bytes | None, headers, *,
+                 max_seconds: float | None = None) -> KafkaAudioChunk:
+    """One Kafka message -> a mono float32 chunk; raises ``BadMessage`` naming what is wrong.
+
+    ``max_seconds``: a chunk carrying more audio than this is refused (``oversized-chunk``)
+    before its samples are converted: no live capture sends minutes in one message.
+    """
     stream = stream_id(key)
     h = headers_dict(headers)
     missing = [n for n in REQUIRED if n not in h]
@@ -89,6 +94,9 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> KafkaAudioC
     if len(value) % frame:
         raise BadMessage("odd-byte-count", f"{len(value)} bytes is not a whole number of "
                          f"{channels}-channel {fmt} frames ({frame} bytes each)")
+    if max_seconds is not None and len(value) // frame > max_seconds * sr:
+        raise BadMessage("oversized-chunk", f"{len(value) // frame / sr:.2f} s of audio in one message "
+                         f"({len(value)} bytes) is over service.max_chunk_s = {max_seconds:g} s")
     raw = np.frombuffer(value, dtype=dtype)
     if dtype.kind == "i":
         samples = float_from_pcm16(raw)
