@@ -94,7 +94,7 @@ def test_every_metric_is_in_the_readme_and_the_alert_rules_name_real_ones():
 
     import yaml
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     names = {m.name for m in Metrics().registry.collect()}
     counters = {m.name for m in Metrics().registry.collect() if m.type == "counter"}
     table = set(re.findall(r"^\| `(monitor_\w+)` \|", (root / "README.md").read_text(), re.M))
