@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except MonitorError as exc:
         print(f"monitor {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         logging.getLogger("monitor").warning("interrupted")
         return 130
