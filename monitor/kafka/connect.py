@@ -201,3 +201,28 @@ def classify_client_error(exc: BaseException | str) -> str:
                                "ssl.certificate.location")):
         return "tls"
     return "transient"
+
+
+def check_connection(k: Any, *, timeout: float = 10.0) -> str:
+    """``probe``, then a kafka-python client lists the topics (SASL login and authorisation)."""
+    where = probe(k, timeout=min(timeout, 5.0))
+    from kafka.admin import KafkaAdminClient  # noqa: PLC0415
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from monitor.kafka.security import kafka_python_options  # noqa: PLC0415
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=k.bootstrap.split(","), client_id="monitor-check",
+                                 request_timeout_ms=int(timeout * 1000), **kafka_python_options(k))
+        try:
+            topics = set(admin.list_topics())
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        if classify_client_error(exc) == "transient":
+            raise KafkaUnreachable(f"{k.bootstrap}: {type(exc).__name__}: {exc}") from None
+        raise KafkaRefused(f"{k.bootstrap}: refused: {type(exc).__name__}: {exc}") from None
+    wanted = [t for t in (k.audio_topic, k.sensor_topic, k.events_topic, k.dead_letter_topic) if t]
+    missing = [t for t in wanted if t not in topics]
+    note = f"; topics not there yet: {', '.join(missing)}" if missing else ""
+    return f"connected to {where} ({k.security_protocol}){note}"
