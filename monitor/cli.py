@@ -28,7 +28,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS:
         cmd.add_parser(sub)
+    _global_options_everywhere(p)
     return p
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--log-level``/``--log-format`` also after the subcommand (``monitor run --log-level
+    debug``); SUPPRESS keeps a subcommand from resetting a value given before it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            child.add_argument("--log-level", default=argparse.SUPPRESS,
+                               choices=("debug", "info", "warning", "error"), help=argparse.SUPPRESS)
+            child.add_argument("--log-format", default=argparse.SUPPRESS, choices=("auto", "json", "text"),
+                               help=argparse.SUPPRESS)
+            _global_options_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
