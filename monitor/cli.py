@@ -13,9 +13,11 @@ from monitor.commands import run as run_cmd
 from monitor.commands import bench
 from monitor.commands import devices, listen
 from monitor.commands import label
+from monitor.commands import events
 from monitor.logs import setup_logging
 
-COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label]
+COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label,
+            events]
 
 
 def build_parser() -> argparse.ArgumentParser:

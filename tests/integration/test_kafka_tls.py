@@ -103,6 +103,12 @@ def test_tls_and_mutual_tls_deliver_the_same_events_as_plaintext(endpoints, trai
         jsonl = sorted(event_key(e) for e in read_jsonl(d / "events.jsonl"))
         topic = sorted(event_key(e) for e in _read_events(ep, expect=len(jsonl)))
         assert topic == jsonl, f"{mode}: the events topic differs from the service's own record"
+        # an operator reads them back through the same kafka: section, no Kafka tools needed
+        r = _monitor("events", "--config", str(cfg), "--json")
+        assert r.returncode == 0, r.stderr[-800:]
+        import json
+
+        assert sorted(event_key(json.loads(x)) for x in r.stdout.splitlines()) == jsonl
         got[mode] = jsonl
     assert got["plain"] == want
     assert got["tls"] == got["plain"] and got["mtls"] == got["plain"]
