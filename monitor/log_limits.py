@@ -39,9 +39,9 @@ class RepeatLimiter(logging.Filter):
         if not _is_client(record.name):
             return True
         now = self.clock()
-        self._summarise_quiet(now, record)
         text = record.getMessage()
         kind = (record.name, record.levelno, _DIGITS.sub("#", text)[:300])
+        self._summarise_quiet(now, kind)
         state = self.kinds.get(kind)
         if state is None:
             self.kinds[kind] = [now, 0, text, record.name, record.levelno]
@@ -59,10 +59,10 @@ class RepeatLimiter(logging.Filter):
         self.kinds.move_to_end(kind)
         return True
 
-    def _summarise_quiet(self, now: float, current: logging.LogRecord) -> None:
+    def _summarise_quiet(self, now: float, current: tuple) -> None:
         """Say the held-back count of kinds that stopped recurring (one line each)."""
         for kind, state in list(self.kinds.items()):
-            if state[1] and now - state[0] >= self.interval_s:
+            if kind != current and state[1] and now - state[0] >= self.interval_s:
                 held, state[1], state[0] = state[1], 0, now
                 logging.getLogger(state[3]).handle(logging.LogRecord(
                     state[3], state[4], __file__, 0,
