@@ -11,7 +11,6 @@ certificates made by the test (openssl).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,8 +21,8 @@ import pytest
 
 from monitor.kafka.broker import create_topics, free_port
 
-from .kafka_utils import (ROOT, TOPICS, event_key, log_has, read_jsonl, replay_reference, start_worker,
-                          stop, wait_for, write_config)
+from .kafka_utils import (ROOT, TOPICS, event_key, read_jsonl, replay_reference, start_worker,
+                          stop, wait_for, windows_by_key, write_config)
 from .tls_utils import Stunnel, make_pki, start_endpoint, tls_lines
 
 pytestmark = pytest.mark.kafka
@@ -92,11 +91,13 @@ def test_tls_and_mutual_tls_deliver_the_same_events_as_plaintext(endpoints, trai
         d.mkdir()
         cfg = _config(d / "c.yaml", ep.bootstrap, ep.kafka_lines, routes=[("*", str(trained_model))],
                       events=d / "events.jsonl", windows=d / "windows.jsonl", client=client)
-        r = _monitor("produce", "audio", "--config", str(cfg), "--data", str(factory["test"]))
+        # --start-ts 0: the clips sit on the sample grid as replay reads them (same windows)
+        r = _monitor("produce", "audio", "--config", str(cfg), "--data", str(factory["test"]), "--start-ts", "0")
         assert r.returncode == 0, f"{mode}: produce failed: {r.stderr[-800:]}"
         proc = start_worker(cfg, log=d / "worker.log")
         try:
-            wait_for(lambda: len(read_jsonl(d / "windows.jsonl")) >= len(ref_windows), timeout=180,
+            wait_for(lambda: len(windows_by_key(read_jsonl(d / "windows.jsonl"))) >= len(ref_windows)
+                     and len(read_jsonl(d / "events.jsonl")) >= len(want), timeout=180,
                      what=f"{mode}: all {len(ref_windows)} windows scored ({(d / 'worker.log')})")
         finally:
             assert stop(proc) == 0, (d / "worker.log").read_text()[-2000:]
