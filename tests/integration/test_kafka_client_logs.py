@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from monitor.broker import Broker, create_topics
+from monitor.kafka.broker import Broker, create_topics
 
 from .kafka_utils import TOPICS, log_has, start_worker, stop, wait_for, write_config
 

@@ -67,7 +67,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_workers_get_overrides_without_them_on_their_command_lines(tmp_path):
-    from monitor.broker import free_port
+    from monitor.kafka.broker import free_port
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"kafka:\n  bootstrap: 127.0.0.1:{free_port()}\nhealth:\n  port: 0\n")

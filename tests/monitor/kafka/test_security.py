@@ -104,7 +104,7 @@ def test_client_errors_are_classified(text, kind):
 
 
 def test_probe_says_why_nothing_answers(tmp_path):
-    from monitor.broker import free_port
+    from monitor.kafka.broker import free_port
 
     k = _k(tmp_path, f'bootstrap: "127.0.0.1:{free_port()}"')
     with pytest.raises(KafkaUnreachable, match="connection refused"):

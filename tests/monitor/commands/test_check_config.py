@@ -74,7 +74,7 @@ def test_a_good_config_prints_the_effective_values_secrets_masked(tmp_path, caps
 
 
 def test_connect_names_an_unreachable_broker(tmp_path, capsys):
-    from monitor.broker import free_port
+    from monitor.kafka.broker import free_port
 
     rc, _, err = _check(tmp_path, capsys, f"kafka:\n  bootstrap: 127.0.0.1:{free_port()}\n" + ROUTE, "--connect")
     assert rc == 69 and len(err) == 1 and "connection refused" in err[0]
