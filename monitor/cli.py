@@ -13,9 +13,11 @@ from monitor.commands import run as run_cmd
 from monitor.commands import bench
 from monitor.commands import devices, listen
 from monitor.commands import label
+from monitor.commands import events
 from monitor.logs import setup_logging
 
-COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label]
+COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label,
+            events]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS:
         cmd.add_parser(sub)
+    _global_options_everywhere(p)
     return p
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--log-level``/``--log-format`` also after the subcommand (``monitor run --log-level
+    debug``); SUPPRESS keeps a subcommand from resetting a value given before it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            child.add_argument("--log-level", default=argparse.SUPPRESS,
+                               choices=("debug", "info", "warning", "error"), help=argparse.SUPPRESS)
+            child.add_argument("--log-format", default=argparse.SUPPRESS, choices=("auto", "json", "text"),
+                               help=argparse.SUPPRESS)
+            _global_options_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except MonitorError as exc:
         print(f"monitor {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         logging.getLogger("monitor").warning("interrupted")
         return 130

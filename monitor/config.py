@@ -7,6 +7,7 @@ secrets are masked whenever the config is printed or logged.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -80,6 +81,8 @@ class RouteConfig:
     def __post_init__(self) -> None:
         if not self.model:
             raise ConfigError("models[].model is required")
+        if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise ConfigError(f"threshold must be a finite number above 0, got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -213,14 +216,22 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ConfigError(f"unknown key {where}{unknown[0]} (known: {', '.join(fields)})")
     kw = {}
     for name, value in data.items():
-        kw[name] = _convert(hints[name], value, f"{path}.{name}" if path else name, fields[name].metadata)
+        kw[name] = _convert_field(hints[name], value, f"{path}.{name}" if path else name, fields[name].metadata)
     try:
         return cls(**kw)
     except ConfigError as exc:
         raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
 
 
+class _OverrideText(str):
+    """An env or ``--set`` value as typed: a string key takes it verbatim (``0123`` stays
+    ``0123``, ``0x1F`` stays ``0x1F``); any other key reads it as YAML (numbers, lists, null)."""
+
+
 def _convert(tp: Any, value: Any, path: str, meta: Any) -> Any:
+    if isinstance(value, _OverrideText):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        value = str(value) if (tp is str or args == [str]) else _parse_value(str(value))
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -263,6 +274,17 @@ def _convert(tp: Any, value: Any, path: str, meta: Any) -> Any:
     return value
 
 
+def _convert_field(tp: Any, value: Any, path: str, meta: Any) -> Any:
+    """``_convert``, with a secret's value kept out of the error message."""
+    try:
+        return _convert(tp, value, path, meta)
+    except ConfigError as exc:
+        if not meta.get("secret"):
+            raise
+        raise ConfigError(f"{path}: expected a string (value not shown: it is a secret), got a "
+                          f"{type(value).__name__}") from None
+
+
 def _set_path(tree: dict, dotted: str, value: Any, origin: str) -> None:
     keys = [k for k in dotted.split(".") if k]
     if not keys:
@@ -283,6 +305,21 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (the later one would
+    silently win: a pasted ``ssl_cafile`` below an older one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
                 env: dict[str, str] | None = None) -> Config:
     """Read ``path`` (or defaults), then env ``MONITOR__SECTION__KEY``, then ``section.key=value``."""
@@ -292,23 +329,29 @@ def load_config(path: str | Path | None = None, *, overrides: list[str] = (),
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            tree = yaml.safe_load(p.read_text(encoding="utf-8"))
+            tree = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if tree is None:  # an empty file is a mistake (a wrong path, a truncated copy), not "defaults"
-            raise ConfigError(f"{p}: the config file is empty")
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{p}: {where}{problem}") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot be read ({exc.strerror})") from None
+        if tree is None:
+            raise ConfigError(f"{p}: the file is empty (a service config needs at least kafka: "
+                              "and models:; see configs/edge.yaml)")
         if not isinstance(tree, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
     env = os.environ if env is None else env
     for key, value in sorted(env.items()):
         if key.startswith("MONITOR__"):
             dotted = ".".join(k.lower() for k in key[len("MONITOR__"):].split("__"))
-            _set_path(tree, dotted, _parse_value(value), f"env {key}")
+            _set_path(tree, dotted, _OverrideText(value), f"env {key}")
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
+            raise ConfigError("--set: expected section.key=value, got an item without '='")
         k, v = item.split("=", 1)
-        _set_path(tree, k.strip(), _parse_value(v), f"--set {item}")
+        _set_path(tree, k.strip(), _OverrideText(v), f"--set {k.strip()}=...")
     try:
         return _build(Config, tree, "")
     except ConfigError as exc:
@@ -334,12 +377,7 @@ def dump(cfg: Config) -> str:
 
 
 def kafka_client_options(k: KafkaConfig) -> dict[str, Any]:
-    """Security options passed through to every kafka-python client."""
-    out: dict[str, Any] = {"security_protocol": k.security_protocol}
-    if k.sasl_mechanism:
-        out.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
-                   sasl_plain_password=k.sasl_password)
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        if getattr(k, name):
-            out[name] = getattr(k, name)
-    return out
+    """Security options passed through to every kafka-python client (``monitor.kafka.security``)."""
+    from monitor.kafka.security import kafka_python_options  # noqa: PLC0415
+
+    return kafka_python_options(k)

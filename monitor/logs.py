@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from monitor.log_limits import install as install_repeat_limiter
+
 _STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -36,6 +38,7 @@ def setup_logging(*, level: str = "info", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
+    install_repeat_limiter(handler)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in ("kafka", "numba", "matplotlib", "PIL"):

@@ -155,9 +155,10 @@ def run(args: argparse.Namespace) -> int:
               f"5-9 s, fan-01 resonance 10-14 s) and {SENSOR_STREAM} (vibration fault at 150-210 s, "
               f"sent at 30x); events as they arrive:")
         t_live = time.perf_counter()
-        sensor = threading.Thread(target=_publish_sensors, args=(broker.bootstrap,), daemon=True)
+        # every client of the demo takes the service's kafka: section (monitor.kafka.security)
+        sensor = threading.Thread(target=_publish_sensors, args=(cfg.kafka,), daemon=True)
         sensor.start()
-        producer = producer_for(broker.bootstrap)
+        producer = producer_for(cfg.kafka)
         chunks = file_chunks([p for _, p in files], names=[s for s, _ in files], sample_rate=sr, chunk_ms=100)
         stats = publish_audio(producer, "machine-audio", chunks, start_ts_ns=0, realtime=True)
         producer.close()
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         worker.stop()
         thread.join(15)
         live_s = time.perf_counter() - t_live
-        topic_events = _count_topic(broker.bootstrap, "machine-events")
+        topic_events = _count_topic(cfg.kafka, "machine-events")
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     windows = [json.loads(line) for line in windows_path.read_text().splitlines() if line.strip()]
     opened = [e for e in events if e["status"] == "open"]
@@ -180,11 +181,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if {"line3/pump-02", "line3/fan-01"} <= detected else 1
 
 
-def _publish_sensors(bootstrap: str, *, speed: float = 30.0) -> None:
-    from monitor.sinks.kafka import make_producer  # noqa: PLC0415
+def _publish_sensors(kafka, *, speed: float = 30.0) -> None:
+    from monitor.kafka.cli_options import connected_producer  # noqa: PLC0415
 
     rows = _sensor_rows(300, seed=77, fault=(150, 210))
-    p = make_producer(bootstrap.split(","))
+    p = connected_producer(kafka)
     t0 = time.monotonic()
     for i in range(0, len(rows), 5):  # five readings per message (a JSON list)
         delay = t0 + i / speed - time.monotonic()
@@ -209,10 +210,13 @@ def _wait_quiet(path: Path, *, timeout: float) -> None:
         time.sleep(1.0)
 
 
-def _count_topic(bootstrap: str, topic: str) -> int:
+def _count_topic(kafka, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
+    from monitor.kafka.security import kafka_python_options  # noqa: PLC0415
+
+    c = KafkaConsumer(bootstrap_servers=kafka.bootstrap.split(","), enable_auto_commit=False,
+                      consumer_timeout_ms=1500, **kafka_python_options(kafka))
     tp = TopicPartition(topic, 0)
     c.assign([tp])
     c.seek_to_beginning(tp)

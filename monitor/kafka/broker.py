@@ -61,8 +61,10 @@ class Broker:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = None,
-                 log_file: str | Path | None = None) -> None:
+                 log_file: str | Path | None = None, advertised: str | None = None) -> None:
         self.host, self.port = host, port or free_port(host)
+        #: host:port clients are told to connect to (a TLS terminator in front of it, say)
+        self.advertised = advertised
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
@@ -72,7 +74,8 @@ class Broker:
 
     def start(self, *, timeout: float = 20.0) -> "Broker":
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        adv = f"tcp://{self.advertised}" if self.advertised else url
+        cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", adv,
                "--storage-engine", "memory://tansu/"]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from monitor.config import KafkaConfig
 from monitor.errors import ConfigError
+from monitor.kafka.connect import KafkaRefused, classify_client_error
+from monitor.log_limits import LIBRDKAFKA_LOGGER
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,17 @@ def make_consumer(k: KafkaConfig, *, client_id: str, client_options: dict[str, A
         fetch_max_wait_ms=k.fetch_max_wait_ms, bootstrap_timeout_ms=10000, **client_options)
 
 
-def _librdkafka_options(k: KafkaConfig, client_id: str, opts: dict[str, Any]) -> dict[str, Any]:
-    conf: dict[str, Any] = {
+def _librdkafka_options(k: KafkaConfig, client_id: str) -> dict[str, Any]:
+    from monitor.kafka.security import librdkafka_options  # noqa: PLC0415
+
+    return {
         "bootstrap.servers": k.bootstrap, "group.id": k.group_id, "client.id": client_id,
         "enable.auto.commit": False, "auto.offset.reset": k.auto_offset_reset,
         "session.timeout.ms": k.session_timeout_ms, "heartbeat.interval.ms": k.heartbeat_interval_ms,
         "max.poll.interval.ms": k.max_poll_interval_ms, "fetch.max.bytes": k.fetch_max_bytes,
         "max.partition.fetch.bytes": k.max_partition_fetch_bytes, "fetch.wait.max.ms": k.fetch_max_wait_ms,
-        "security.protocol": opts.get("security_protocol", "PLAINTEXT"),
+        **librdkafka_options(k),
     }
-    if opts.get("sasl_mechanism"):
-        conf.update({"sasl.mechanism": opts["sasl_mechanism"], "sasl.username": opts.get("sasl_plain_username", ""),
-                     "sasl.password": opts.get("sasl_plain_password", "")})
-    for ours, theirs in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
-                         ("ssl_keyfile", "ssl.key.location")):
-        if opts.get(ours):
-            conf[theirs] = opts[ours]
-    return conf
 
 
 class ConfluentConsumer:
@@ -87,11 +83,25 @@ class ConfluentConsumer:
         from kafka.errors import KafkaError  # noqa: PLC0415
         from kafka.structs import TopicPartition  # noqa: PLC0415
 
+        del client_options  # the same settings, mapped for librdkafka from ``k`` (kafka.security)
         self._ck, self._tp, self._error = confluent_kafka, TopicPartition, KafkaError
         self._max = k.max_poll_records
         self._listener = None
         self._closing = False
-        self._c = self._call(confluent_kafka.Consumer, _librdkafka_options(k, client_id, client_options))
+        #: a TLS or authentication failure librdkafka reported (raised by the next ``poll``)
+        self.fatal: str | None = None
+        conf = _librdkafka_options(k, client_id)
+        # librdkafka's own lines go through our logging (JSON, rate-limited), not raw stderr
+        conf.update(logger=logging.getLogger(LIBRDKAFKA_LOGGER), error_cb=self._on_error)
+        self._c = self._call(confluent_kafka.Consumer, conf)
+
+    def _on_error(self, err) -> None:
+        """librdkafka's error callback: TLS and authentication failures end the worker."""
+        text = err.str()
+        if classify_client_error(f"{err.name()} {text}") != "transient" or err.fatal():
+            self.fatal = self.fatal or text
+        else:
+            log.debug("Kafka client error: %s", text)
 
     def _call(self, fn, *args, **kw):
         """Run a librdkafka call; its errors become kafka-python's ``KafkaError``."""
@@ -118,6 +128,8 @@ class ConfluentConsumer:
 
     def poll(self, *, timeout_ms: int = 0) -> dict:
         """Up to ``max_poll_records`` messages, grouped by partition like kafka-python's ``poll``."""
+        if self.fatal is not None:
+            raise KafkaRefused(f"Kafka refused this client: {self.fatal}")
         out: dict = {}
         new = tuple.__new__  # a Record without the namedtuple constructor's Python frame
         for m in self._consume(timeout_ms / 1000.0):

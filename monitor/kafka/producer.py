@@ -125,11 +125,14 @@ def file_chunks(files: list[Path], *, sample_rate: int = 16000, chunk_ms: float 
         live = still
 
 
-def producer_for(bootstrap: str):
-    from monitor.sinks.kafka import make_producer  # noqa: PLC0415
+def producer_for(kafka):
+    """A producer tuned for bulk chunks, once the brokers answer (else a one-line cause);
+    ``kafka`` = a ``KafkaConfig`` (its security settings) or a plaintext bootstrap string."""
+    from monitor.config import KafkaConfig  # noqa: PLC0415
+    from monitor.kafka.cli_options import connected_producer  # noqa: PLC0415
 
-    return make_producer(bootstrap.split(","), linger_ms=20, batch_size=1 << 20,
-                         max_request_size=8 << 20)
+    k = KafkaConfig(bootstrap=kafka) if isinstance(kafka, str) else kafka
+    return connected_producer(k, linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20)
 
 
 def mic_chunks(mic) -> Iterator[OutChunk]:

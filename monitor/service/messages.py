@@ -63,10 +63,7 @@ class StreamMessages:
         st = self.streams.get(chunk.stream)
         runners = st.runners if st is not None else self.router.for_stream(chunk.stream)
         if not runners:
-            if chunk.stream not in self.no_model_logged:
-                self.no_model_logged.add(chunk.stream)
-                log.warning("no model for stream %s; its messages go to the dead-letter topic",
-                            chunk.stream, extra={"stream": chunk.stream, "topic": tp.topic})
+            self.no_model.hit(chunk.stream, stream=chunk.stream, topic=tp.topic)
             self._dead(tp, m, "no-model", f"no models[].streams pattern matches {chunk.stream!r}")
             return
         wrong = [r.model.frontend.sample_rate for r in runners if r.model.frontend.sample_rate != chunk.sample_rate]
@@ -148,10 +145,7 @@ class StreamMessages:
         self.quiet.heard(f"sensor:{stream}", now, readings[-1].ts_ns)
         runners = self.router.sensors_for(stream)
         if not runners:
-            if stream not in self.no_model_logged:
-                self.no_model_logged.add(stream)
-                log.warning("no sensor model for stream %s; its messages go to the dead-letter topic", stream,
-                            extra={"stream": stream, "topic": tp.topic})
+            self.no_model.hit(stream, stream=stream, topic=tp.topic)
             self._dead(tp, m, "no-model", f"no sensor model is routed to {stream!r}")
             return
         import numpy as np  # noqa: PLC0415
@@ -206,7 +200,7 @@ class StreamMessages:
 
     def _finish_quiet_audio(self, stream: str) -> list[dict]:
         self.router.forget(stream)
-        self.no_model_logged.discard(stream)
+        self.no_model.forget(stream)
         st = self.streams.pop(stream, None)
         if st is None:  # only dead letters so far: nothing to finish
             return []
@@ -231,7 +225,7 @@ class StreamMessages:
 
         runners = self.router.sensors_for(stream)
         self.router.forget(stream)
-        self.no_model_logged.discard(stream)
+        self.no_model.forget(stream)
         key = f"sensor:{stream}"
         events: list[dict] = []
         for sr in runners:

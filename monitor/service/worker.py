@@ -38,6 +38,10 @@ from monitor.sinks.dead_letter import DeadLetterSink
 from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.sinks.kafka import make_producer
 from monitor.kafka.consumer import make_consumer, resolve_client
+from monitor.errors import ConfigError
+from monitor.kafka.connect import KafkaRefused, KafkaUnreachable, classify_client_error, probe
+from monitor.kafka.security import security_problems
+from monitor.log_limits import SituationCounter
 
 log = logging.getLogger("monitor.service.worker")
 
@@ -59,9 +63,9 @@ class Worker(StreamMessages, PartitionState):
         self.producer = None
         self.book = OffsetBook()
         self.streams: dict[str, _AudioState] = {}
-        self.no_model_logged: set[str] = set()
         self.quiet = QuietStreams(cfg.service.stream_idle_s)
         self.finished_quiet: OrderedDict[str, int] = OrderedDict()  # stream -> its next seq
+        self.no_model = SituationCounter(log, "no model for stream; its messages go to the dead-letter topic")
         #: per partition: did this worker start it from a committed offset (a restart or a
         #: rebalance)? Then sensor streams first seen on it are picked up mid-way.
         self.resumed: dict[Any, bool] = {}
@@ -116,26 +120,35 @@ class Worker(StreamMessages, PartitionState):
                 self.windows_file.close()
 
     def _connect(self) -> bool:
-        """Create consumer and producer, waiting (with a clear log line) until Kafka answers."""
+        """Create consumer and producer, waiting until Kafka answers; each retry line says why.
+
+        A refusal (TLS certificate, client certificate, authentication) is not waited out: it
+        raises ``KafkaRefused`` (exit 2), since retrying cannot fix settings.
+        """
         from kafka.errors import KafkaError  # noqa: PLC0415
 
         k = self.cfg.kafka
+        problems = security_problems(k)
+        if problems:
+            raise ConfigError("; ".join(problems))
         opts = kafka_client_options(k)
         delay, attempt = 0.2, 0
         while not self.stopping.is_set():
             attempt += 1
             try:
-                if not any(_answers(hp) for hp in k.bootstrap.split(",")):
-                    raise ConnectionRefusedError("no bootstrap server answers")
+                probe(k, timeout=min(5.0, k.connect_retry_max_s + 1))
                 self.consumer = make_consumer(k, client_id=f"{k.client_id}-{self.index}",
                                               client_options=opts)
                 self.producer = make_producer(k.bootstrap.split(","), client_options=opts,
                                               client_id=f"{k.client_id}-{self.index}-out")
                 break
-            except (KafkaError, OSError) as exc:
+            except (KafkaError, OSError, KafkaUnreachable) as exc:
+                if not isinstance(exc, KafkaUnreachable) and classify_client_error(exc) != "transient":
+                    raise KafkaRefused(f"Kafka at {k.bootstrap} refused this client: "
+                                       f"{type(exc).__name__}: {exc}") from None
                 log.warning("waiting for Kafka at %s (attempt %d: %s); retrying in %.1f s",
-                            k.bootstrap, attempt, type(exc).__name__, delay,
-                            extra={"bootstrap": k.bootstrap})
+                            k.bootstrap, attempt, exc if str(exc) else type(exc).__name__, delay,
+                            extra={"bootstrap": k.bootstrap, "attempt": attempt})
                 if self.consumer is not None:
                     self.consumer.close(autocommit=False)
                     self.consumer = None
@@ -272,17 +285,6 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         self.worker.on_assigned(assigned)
-
-
-def _answers(host_port: str) -> bool:
-    import socket  # noqa: PLC0415
-
-    host, _, port = host_port.strip().rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=1.0):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def run_worker(cfg: Config, *, index: int = 0) -> int:

@@ -80,7 +80,7 @@ def test_librdkafka_gets_the_same_settings_as_kafka_python(tmp_path):
                  "  security_protocol: SASL_SSL\n  sasl_mechanism: SCRAM-SHA-512\n  sasl_username: u\n"
                  "  sasl_password: s3cret\n  ssl_cafile: /etc/ca.pem\n  fetch_max_wait_ms: 20\n")
     k = load_config(p).kafka
-    conf = _librdkafka_options(k, "worker-0", kafka_client_options(k))
+    conf = _librdkafka_options(k, "worker-0")
     assert conf["bootstrap.servers"] == "b1:9092,b2:9092" and conf["group.id"] == "g"
     assert conf["enable.auto.commit"] is False and conf["fetch.wait.max.ms"] == 20
     assert (conf["security.protocol"], conf["sasl.mechanism"], conf["sasl.username"], conf["sasl.password"],
