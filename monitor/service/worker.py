@@ -36,7 +36,7 @@ from monitor.service.router import Router
 from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
 from monitor.sinks.factory import SinkContext, build_sinks
-from monitor.sinks.kafka import make_producer
+from monitor.sinks.kafka import SinkError, make_producer
 from monitor.kafka.consumer import make_consumer, resolve_client
 from monitor.errors import ConfigError
 from monitor.kafka.connect import KafkaRefused, KafkaUnreachable, classify_client_error, probe
@@ -254,8 +254,8 @@ class Worker(StreamMessages, PartitionState):
         from kafka.structs import OffsetAndMetadata  # noqa: PLC0415
 
         self._last_commit = time.monotonic()
-        self.sink.flush()
-        self.dlq.flush()
+        if not self._flush_sinks():
+            return
         if self.windows_file is not None:
             self.windows_file.flush()
         assigned = self.consumer.assignment()
@@ -272,6 +272,38 @@ class Worker(StreamMessages, PartitionState):
         self.metrics.commits.inc()
 
 
+
+
+    def _flush_sinks(self) -> bool:
+        """Flush events and dead letters. A failed send (a broker that restarted leaves
+        kafka-python's idempotent producer failing ``InitProducerId``) rebuilds the producer and
+        sends the failed records again; no commit this round, the next flush confirms them."""
+        try:
+            self.sink.flush()
+            self.dlq.flush()
+            return True
+        except SinkError as exc:
+            log.warning("publishing failed (%s); rebuilding the Kafka producer", exc)
+            self._rebuild_producer()
+            return False
+
+    def _rebuild_producer(self) -> None:
+        from kafka.errors import KafkaError  # noqa: PLC0415
+
+        k = self.cfg.kafka
+        try:
+            new = make_producer(k.bootstrap.split(","), client_options=kafka_client_options(k),
+                                client_id=f"{k.client_id}-{self.index}-out")
+        except KafkaError as exc:
+            log.warning("Kafka producer not rebuilt (%s); trying again at the next commit", exc)
+            return
+        old, self.producer = self.producer, new
+        try:
+            old.close(timeout=0)
+        except Exception as exc:  # noqa: BLE001 - the old producer is broken; closing is best effort
+            log.debug("closing the old producer: %s", exc)
+        sent = sum(s.resend(new) for s in [*self.sink.sinks, self.dlq] if hasattr(s, "resend"))
+        log.info("Kafka producer rebuilt; %d record(s) sent again", sent, extra={"records": sent})
 
 
 class _Listener(ConsumerRebalanceListener):
