@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -63,13 +64,15 @@ def test_events_command_prints_filters_and_follows(tmp_path):
                                      "--json", "--stream", "late/*"], cwd=ROOT, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True,
                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        got: list[str] = []  # read in a thread: a bare readline() would block past any timeout
+        threading.Thread(target=lambda: [got.append(x) for x in follower.stdout], daemon=True).start()
         try:
             time.sleep(6.0)  # it has read the topic to its end and is waiting
             late = _event("late/pump-09", "machine", 9)
             p.send("machine-events", key=b"late/pump-09", value=json.dumps(late).encode())
             p.flush()
-            line = wait_for(lambda: follower.stdout.readline(), timeout=30, what="the followed event")
-            assert json.loads(line)["event_id"] == "e9"
+            wait_for(lambda: got, timeout=60, what="the followed event")
+            assert json.loads(got[0])["event_id"] == "e9"
         finally:
             follower.terminate()
             follower.wait(10)
