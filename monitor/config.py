@@ -50,9 +50,8 @@ class KafkaConfig:
     fetch_max_bytes: int = _f(52428800, lo=1024)
     max_partition_fetch_bytes: int = _f(8388608, lo=1024)
     fetch_max_wait_ms: int = _f(20, lo=0, hi=60000, help="longest the broker may hold a fetch "
-                                "waiting for data; kafka-python's 500 ms default added ~150 ms "
-                                "(p99 ~280 ms) of latency per chunk on Tansu; 20 instead of 100 "
-                                "took 1,000 streams from p99 719 to 679 ms (monitor bench)")
+                                "waiting for data: every chunk can wait this long before the worker "
+                                "sees it")
     security_protocol: str = _f("PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
     sasl_mechanism: str = _f("", choices=("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
     sasl_username: str = _f("")
@@ -90,9 +89,7 @@ class ServiceConfig:
     device: str = _f("auto", help="auto = CUDA when present, else CPU")
     workers: int = _f(1, lo=1, hi=256)
     max_batch: int = _f(1024, lo=1, hi=1_000_000, help="vectors queued before a scoring call: smaller "
-                        "batches cost a little per-call overhead but wait less (at 1,000 streams "
-                        "4096 -> 1024 took the chunk p99 from 698-741 to 596-628 ms at the same "
-                        "worker CPU, monitor bench)")
+                        "batches cost a little per-call overhead but wait less")
     max_wait_ms: int = _f(200, lo=0, hi=60000, help="longest a chunk waits before it is scored")
     commit_interval_ms: int = _f(1000, lo=10, hi=600000)
     gap_tolerance_ms: float = _f(50.0, lo=0, hi=3_600_000)
@@ -100,19 +97,16 @@ class ServiceConfig:
     windows_log: str = _f("", help="JSON-lines audit of every scored window ('' = off)")
     torch_threads: int = _f(1, lo=0, hi=256, help="torch intra-op threads per worker (0 = torch's "
                             "default, one per core): the consumer and the scorer share a worker, and "
-                            "spinning extra threads slowed scoring 5x on a busy 2-core box; scale "
-                            "out with --workers instead (monitor bench)")
+                            "extra threads spin against it on a busy box; scale out with --workers")
     gc_gen0_threshold: int = _f(50000, lo=0, hi=10_000_000, help="allocations between the "
-                                "youngest garbage collections (Python's default 700; 0 = keep it). "
-                                "At 1,000 streams the default's frequent collections cost the "
-                                "worker ~10 % CPU and the windows' p99 delay ~150 ms (monitor bench); "
-                                "the objects alive at start (models, torch) are frozen out of "
+                                "youngest garbage collections (Python's default 700; 0 = keep it): "
+                                "with many streams frequent collections cost CPU and delay; the "
+                                "objects alive at start (models, torch) are frozen out of "
                                 "collections either way")
     heap_keep_mb: int = _f(64, lo=0, hi=65536, help="freed C-heap memory the worker keeps for "
                            "the next flush instead of returning it and faulting its pages in "
-                           "again (glibc; 0 = the C library's default): those page faults were "
-                           "6-8 % of the compute part's CPU time (monitor bench); costs at most "
-                           "this much more resident memory")
+                           "again (glibc; 0 = the C library's default); costs at most this much "
+                           "more resident memory")
     stream_idle_s: float = _f(10.0, lo=0, hi=86400, help="a stream with no message for this long "
                               "(while the worker is caught up with its partitions) is finished as if "
                               "its last chunk carried eos: last windows scored, an open event closed, "
