@@ -24,6 +24,7 @@ from workers.model import load_model
 from workers.windowing import WindowScore
 
 from monitor.runtime.drive import LatencyStats, drive, warm_up
+from monitor.runtime.metrics import RuntimeMetrics
 from monitor.runtime.runner import StreamRunner
 from monitor.sinks.factory import build_sinks
 from monitor.sinks.stdout import StdoutSink
@@ -110,22 +111,21 @@ class _Console(Sink):
         self.inner.flush()
 
 
-class _Metrics:
-    """Prometheus metrics of one listen run (own registry, served on ``--metrics-port``)."""
+class _Metrics(RuntimeMetrics):
+    """Prometheus metrics of one listen run (own registry, served on ``--metrics-port``): the
+    runtime's, as the service exports them, plus the capture's."""
 
     def __init__(self, port: int) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server  # noqa: PLC0415
+        from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server  # noqa: PLC0415
 
-        r = CollectorRegistry()
+        super().__init__(CollectorRegistry())
+        r = self.registry
         self.latency = Histogram("monitor_capture_to_score_seconds",
                                  "capture of a window's last sample to its score", registry=r,
                                  buckets=(0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 5.0))
-        self.windows = Counter("monitor_windows_scored", "alerting windows scored", registry=r)
         self.level = Gauge("monitor_input_level_dbfs", "RMS level of the latest window", registry=r)
-        self.score = Gauge("monitor_window_score", "score of the latest window", registry=r)
         self.dropped = Gauge("monitor_input_dropped_blocks", "capture blocks dropped (queue full)", registry=r)
         self.overflows = Gauge("monitor_input_overflows", "PortAudio input overflows", registry=r)
-        self.events = Counter("monitor_events", "events raised", ["kind", "status"], registry=r)
         start_http_server(port, registry=r)
 
 
@@ -173,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
                 "level_dbfs": None if level is None or not math.isfinite(level) else round(level, 2),
                 "latency_s": None if lat is None else round(lat, 5)}) + "\n")
         if metrics is not None:
-            metrics.windows.inc()
-            metrics.score.set(w.score)
+            metrics.window_scored(w.stream, model.version, w.score, thr)
             if lat is not None:
                 metrics.latency.observe(lat)
             if level is not None and math.isfinite(level):
@@ -214,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         state["events"].extend(events)
         if metrics is not None:
             for e in events:
-                metrics.events.labels(e.get("kind", "machine"), e["status"]).inc()
+                metrics.event(e)
 
     warm_up(model)
     old_term = signal.signal(signal.SIGTERM, lambda *_: mic.stop())

@@ -18,32 +18,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from monitor.runtime.metrics import RuntimeMetrics
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 
 
-class Metrics:
-    """The service's counters. Labels stay low-cardinality (topic, model, kind) except the
-    per-stream series, which exist for at most ``stream_limit`` streams per worker (the first
-    seen); later streams share ``stream="other"`` in the counters and have no score gauge."""
-
-    OTHER = "other"
+class Metrics(RuntimeMetrics):
+    """The service's metrics: the runtime's (windows, events, per-stream scores) plus Kafka's."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *, stream_limit: int = 200) -> None:
-        r = self.registry = registry or CollectorRegistry()
-        self.stream_limit = stream_limit
-        self._stream_labels: set[str] = set()
-        self.stream_score = Gauge("monitor_stream_window_score", "latest alerting-window score",
-                                  ["stream", "model"], registry=r)
-        self.stream_threshold = Gauge("monitor_stream_threshold", "the threshold that score is held to",
-                                      ["stream", "model"], registry=r)
-        self.stream_events = Counter("monitor_stream_events", "events emitted, per stream",
-                                     ["stream", "kind", "status"], registry=r)
+        super().__init__(registry or CollectorRegistry(), stream_limit=stream_limit)
+        r = self.registry
         self.messages = Counter("monitor_messages", "Kafka messages consumed", ["topic"], registry=r)
         self.bytes = Counter("monitor_bytes", "Kafka message value bytes consumed", ["topic"], registry=r)
-        self.windows = Counter("monitor_windows_scored", "alerting windows scored", ["model"], registry=r)
         self.batch = Histogram("monitor_batch_vectors", "vectors per scoring call", ["model"],
                                buckets=BATCH_BUCKETS, registry=r)
         self.latency = Histogram("monitor_chunk_to_score_seconds",
@@ -54,7 +44,6 @@ class Metrics:
         self.commit_lag = Gauge("monitor_commit_lag", "high watermark minus the group's committed "
                                 "offset: the messages a restart would read again", ["topic", "partition"],
                                 registry=r)
-        self.events = Counter("monitor_events", "events emitted", ["kind", "status"], registry=r)
         self.dead = Counter("monitor_dead_letters", "messages sent to the dead-letter topic", ["error"],
                             registry=r)
         self.duplicates = Counter("monitor_duplicate_chunks", "chunks dropped as already seen (seq)",
@@ -69,30 +58,6 @@ class Metrics:
                               registry=r)
         self.loop_age = Gauge("monitor_loop_age_seconds", "seconds since the worker's loop last "
                               "came round (live turns false past health.stall_s)", registry=r)
-
-    def stream_label(self, stream: str) -> str | None:
-        """``stream`` while under the cap (or already labelled), else "other"; None when off."""
-        if self.stream_limit <= 0:
-            return None
-        if stream in self._stream_labels:
-            return stream
-        if len(self._stream_labels) < self.stream_limit:
-            self._stream_labels.add(stream)
-            return stream
-        return self.OTHER
-
-    def window_scored(self, stream: str, model: str, score: float, threshold: float) -> None:
-        label = self.stream_label(stream)
-        if label is not None and label != self.OTHER:
-            self.stream_score.labels(label, model).set(score)
-            self.stream_threshold.labels(label, model).set(threshold)
-
-    def event(self, e: dict) -> None:
-        kind = e.get("kind", "machine")
-        self.events.labels(kind, e["status"]).inc()
-        label = self.stream_label(e["stream"])
-        if label is not None:
-            self.stream_events.labels(label, kind, e["status"]).inc()
 
 
 class HealthServer:

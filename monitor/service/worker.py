@@ -234,7 +234,6 @@ class Worker(StreamMessages, PartitionState):
         self._emit(events)
 
     def _on_window(self, model: LoadedModel, w) -> None:
-        self.metrics.windows.labels(model.version).inc()
         self.metrics.window_scored(w.stream, model.version, w.score, model.threshold.value)
         if self.windows_file is not None:
             self.windows_file.write(json.dumps({"stream": w.stream, "scorer": model.name,
