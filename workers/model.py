@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from models.artifacts import read_model, split_state
+from models.artifacts import PROBE, read_model, split_state
 from models.base import AUDIO_DEFAULTS, InputSpec, Scorer, resolve_device
 from models.errors import ModelFileError, MonitorError
 from models.registry import scorer_class
@@ -38,6 +38,8 @@ class LoadedModel:
     scorer: Scorer
     threshold: Threshold | None
     window: AlertingWindow
+    #: A few stored training windows (``models.artifacts.PROBE``), for ``workers.model_check``.
+    probe: torch.Tensor | None = None
 
     @property
     def name(self) -> str:
@@ -93,4 +95,4 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
         threshold = threshold.with_value(threshold_override)
     log.info("model loaded", extra={"model": str(folder), "scorer": scorer.name,
                                     "model_version": meta["model_version"], "device": str(dev)})
-    return LoadedModel(folder, meta, frontend, scorer, threshold, window)
+    return LoadedModel(folder, meta, frontend, scorer, threshold, window, probe=state.get(PROBE))

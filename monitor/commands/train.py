@@ -11,6 +11,7 @@ from monitor.training.audio import TrainOptions, train_audio
 from monitor.training.retrain import retrain_from_labels
 from monitor.commands import sensor_options
 from monitor.commands.common import EpochProgress, fmt
+from monitor.training.checks import check_out_writable, validate_train_args
 
 HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DIR/latest"
 
@@ -50,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    validate_train_args(args)  # before any data is read: a mistake costs seconds, not a run
+    if args.out:
+        check_out_writable(args.out)
     if sensor_options.is_sensor(args):  # --time-column: sensor CSV data
         if args.threshold_folds:
             raise DataError("--threshold-folds is for audio models (sensor thresholds are fitted on "

@@ -11,17 +11,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifacts import fingerprint_files, file_sha256, new_model_version, save_model
+from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_version, save_model
 from models.base import InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.threshold import fit_threshold
 from workers.features import LogMelSpec, stack_frames
 from workers.frontend import AudioFrontEnd
 from workers.model import AlertingWindow, LoadedModel
+from workers.model_check import probe_windows
 from workers.offline import score_clips
 
 from monitor.datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
 from monitor.errors import DataError, MonitorError
+from monitor.training.checks import check_fit, check_trained
 from monitor.training.ws_ae_stages import fit_stage2_selected, stage2_only
 
 log = logging.getLogger(__name__)
@@ -157,8 +159,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     else:
         fit = scorer.fit(vectors, progress=progress) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
+    check_fit(fit, out)
 
-    model = LoadedModel(None, {}, frontend, scorer, None, window)
+    model = LoadedModel(None, {}, frontend, scorer, None, window,
+                        probe=probe_windows(torch.cat(list(vectors_of.values()))))
     held = score_clips(model, held_audio)
     window_scores = [w.score for r in held for w in r.windows]
     convention = opts.threshold_convention or getattr(cls, "threshold_convention", "dcase")
@@ -171,8 +175,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         threshold, crossfit = _crossfit_threshold(
             cls, scorer, fit, [(c.path.name, audio_of[c.path]) for c in train_c + hold_c], weak_clips,
             known_vectors=vectors_of, opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
+    model.threshold = threshold
+    check_trained(model, out)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
+             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}, PROBE: model.probe}
     meta = {
         "scorer": cls.name,
         "model_version": new_model_version(cls.name, state),

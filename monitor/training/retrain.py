@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifacts import file_sha256, new_model_version, save_model
+from models.artifacts import PROBE, file_sha256, new_model_version, save_model
 from models.base import Progress
 from models.threshold import fit_threshold
+from workers.model_check import probe_windows
 from workers.offline import score_clips
 
 from monitor.datasets import ReadReport, list_clips, read_clip
 from monitor.errors import DataError
+from monitor.training.checks import check_trained
 from monitor.training.audio import clip_vectors, library_versions, read_clips, threshold_variants
 from monitor.training.ws_ae_stages import select_retrain_margin
 
@@ -142,8 +144,11 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     threshold = fit_threshold(scores, method=old.method, convention=old.convention or "paper",
                               q=old.q, fitted_on=f"{len(scores)} windows of {len(hold)} held-out "
                               "normal clips")
+    model.threshold = threshold
+    model.probe = model.probe if model.probe is not None else probe_windows(x_normal)
+    check_trained(model, folder.parent if out is None else out)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
+             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}, PROBE: model.probe}
     new_meta = dict(meta)
     new_meta.update(
         model_version=new_model_version(scorer.name, state),
