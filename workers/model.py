@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{folder}: model files do not fit together ({msg})") from None
+    if threshold_override is not None and not (math.isfinite(threshold_override) and threshold_override > 0):
+        raise ModelFileError(f"{folder}: threshold override {threshold_override}: must be finite and "
+                             "positive (at or below zero every window would alarm)")
     if threshold is not None and threshold_override is not None:
         threshold = threshold.with_value(threshold_override)
     log.info("model loaded", extra={"model": str(folder), "scorer": scorer.name,

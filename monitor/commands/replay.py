@@ -12,7 +12,8 @@ from monitor.runtime.replay import replay, window_series
 from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.commands import sensor_options
 from monitor.commands.decisions import add_config_option, decisions
-from monitor.datasets import list_clips
+from monitor.datasets import list_clips, parse_channel
+from monitor.commands.common import add_channel_arg, threshold_arg
 
 HELP = "replay recorded audio through the live pipeline, printing anomaly events"
 
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_option(p)
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
+    add_channel_arg(p)
     sensor_options.add_common(p)
     p.set_defaults(run=run)
 
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         with build_sinks({"stdout": True, "jsonl": args.events}, SinkContext(json_lines=args.json)) as sink:
             res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
                          concat=args.concat, progress=bar.update if bar else None,
-                         health=d.health, hysteresis=d.hysteresis, on_window=on_window)
+                         health=d.health, hysteresis=d.hysteresis, on_window=on_window,
+                         channel=parse_channel(args.channel))
     finally:
         if bar is not None:
             bar.close()

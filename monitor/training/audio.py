@@ -21,9 +21,10 @@ from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
 from workers.offline import score_clips
 
-from monitor.datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
+from monitor.datasets import Clip, ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError, MonitorError
 from monitor.training.checks import check_fit, check_trained
+from monitor.training.normal_clips import select_normal_clips
 from monitor.training.ws_ae_stages import fit_stage2_selected, stage2_only
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class TrainOptions:
     #: 0 = the threshold from the held-out clips; K >= 2 = from out-of-fold scores of every
     #: normal clip, K extra trainings (``monitor/training/crossfit.py``)
     threshold_folds: int = 0
+    #: file-name glob of the normal clips; None = names carrying the token ``normal``
+    normal_glob: str | None = None
+    #: channel of multi-channel files (index or ``mean``); None = mono files only
+    channel: int | str | None = None
     params: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
 
@@ -60,17 +65,18 @@ def split_holdout(clips: list[Clip], *, fraction: float, minimum: int, seed: int
 
 
 def read_clips(clips: list[Clip], *, sample_rate: int, min_samples: int,
-               report: ReadReport) -> list[tuple[Clip, np.ndarray]]:
+               report: ReadReport, channel: int | str | None = None) -> list[tuple[Clip, np.ndarray]]:
     out = []
     for c in clips:
-        audio = read_clip(c.path, sample_rate=sample_rate, min_samples=min_samples, report=report)
+        audio = read_clip(c.path, sample_rate=sample_rate, min_samples=min_samples, report=report,
+                          channel=channel)
         if audio is not None:
             out.append((c, audio))
     return out
 
 
 def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samples: int,
-                    report: ReadReport) -> list[tuple[Clip, np.ndarray]]:
+                    report: ReadReport, channel: int | str | None = None) -> list[tuple[Clip, np.ndarray]]:
     """The labelled anomaly clips of ``--weak`` (a folder, a file or a list of files)."""
     paths = list(weak) if isinstance(weak, (list, tuple)) else None
     clips = [c for p in paths for c in list_clips(p)] if paths is not None else list_clips(weak)
@@ -78,7 +84,8 @@ def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samp
     if normal:
         raise DataError(f"{weak}: the labelled-anomaly folder holds clips named 'normal': "
                         f"{', '.join(normal[:5])}")
-    loaded = read_clips(clips, sample_rate=sample_rate, min_samples=min_samples, report=report)
+    loaded = read_clips(clips, sample_rate=sample_rate, min_samples=min_samples, report=report,
+                        channel=channel)
     if not loaded:
         raise DataError(f"{weak}: no readable labelled anomaly clips")
     return loaded
@@ -109,12 +116,12 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     window = AlertingWindow(audio_cfg["window_s"], audio_cfg["hop_s"])
     input_spec = InputSpec(frames=audio_cfg["frames"], features=spec.n_mels, hop=audio_cfg["vector_hop"])
 
-    normals = [c for c in list_clips(data) if c.label == "normal"]
-    if not normals:
-        raise DataError(f"{data}: no clips named 'normal'; expected names like {EXPECTED_NAMES}")
+    normals = select_normal_clips(data, opts.normal_glob)
     report = ReadReport()
     min_samples = round(window.length_s * spec.sample_rate)
-    loaded = read_clips(normals, sample_rate=spec.sample_rate, min_samples=min_samples, report=report)
+    loaded = read_clips(normals, sample_rate=spec.sample_rate, min_samples=min_samples, report=report,
+                        channel=opts.channel)
+    require_usable(data, len(normals), len(loaded), report, what="normal clips")
     train_c, hold_c = split_holdout([c for c, _ in loaded], fraction=opts.holdout,
                                     minimum=opts.min_holdout, seed=opts.seed)
     if opts.threshold_folds:
@@ -137,7 +144,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
             raise DataError(f"--weak: scorer {cls.name!r} learns from normal clips only; "
                             "labelled anomalies need a weakly-supervised scorer (ws-ae)")
         weak_loaded = read_weak_clips(weak, sample_rate=spec.sample_rate, min_samples=min_samples,
-                                      report=report)
+                                      report=report, channel=opts.channel)
         normal_hashes = {file_sha256(c.path) for c in train_c + hold_c}
         clash = [c.path.name for c, _ in weak_loaded if file_sha256(c.path) in normal_hashes]
         if clash:
@@ -195,6 +202,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
             "fingerprint": fingerprint_files([c.path for c in train_c + hold_c]),
             "clip_sha256": sorted(file_sha256(c.path) for c in train_c + hold_c),
             "train_clips": len(train_c), "held_out_clips": [c.path.name for c in hold_c],
+            "normal_glob": opts.normal_glob, "channel": opts.channel,
             "seed": opts.seed, "read": report.to_dict(), "fit": fit.to_dict(),
             "seconds": round(time.perf_counter() - t0, 3),
             "holdout_clip_scores": {r.name: r.clip_score for r in held},

@@ -15,9 +15,10 @@ from models.threshold import fit_threshold
 from workers.model_check import probe_windows
 from workers.offline import score_clips
 
-from monitor.datasets import ReadReport, list_clips, read_clip
+from monitor.datasets import ReadReport, read_clip
 from monitor.errors import DataError
 from monitor.training.checks import check_trained
+from monitor.training.normal_clips import select_normal_clips
 from monitor.training.audio import clip_vectors, library_versions, read_clips, threshold_variants
 from monitor.training.ws_ae_stages import select_retrain_margin
 
@@ -106,12 +107,12 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     tr = meta.get("training", {})
     data = Path(data or tr.get("data", ""))
     held_names = set(tr.get("held_out_clips", []))
-    normals = [c for c in list_clips(data) if c.label == "normal"] if data.is_dir() else []
-    if not normals:
+    if not data.is_dir():
         raise DataError(f"{data}: the model's normal training clips are needed to retrain "
                         "(pass --data DIR)")
+    normals = select_normal_clips(data, tr.get("normal_glob"))
     loaded = read_clips(normals, sample_rate=sr, min_samples=round(model.window.length_s * sr),
-                        report=report)
+                        report=report, channel=tr.get("channel"))
     train_n = [a for c, a in loaded if c.path.name not in held_names]
     hold = [(c.path.name, a) for c, a in loaded if c.path.name in held_names]
     if len(hold) < 1:
