@@ -147,7 +147,7 @@ def test_the_readme_produce_step_keys_streams_that_route(tmp_path, clip):
     from monitor.config import load_config
 
     readme = (ROOT / "README.md").read_text()
-    line = next(m.group(1) for m in re.finditer(r"`(monitor produce audio --bootstrap[^`]*--data DIR[^`]*)`",
+    line = next(m.group(1) for m in re.finditer(r"`(monitor produce audio --[^`]*--data DIR[^`]*)`",
                                                 readme.replace("\n   ", " ")))
     argv = shlex.split(line.replace("HOST", "127.0.0.1"))[1:]
     args = build_parser().parse_args([a if a != "DIR" else str(tmp_path) for a in argv])
