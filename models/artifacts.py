@@ -8,13 +8,17 @@ A model root holds versioned folders and a ``latest`` file naming the current on
         meta.json  weights.pt
 
 Weights are loaded with ``weights_only=True``: a foreign pickle is refused, never executed.
-Every failure is a ``ModelFileError`` naming the file.
+Every failure is a ``ModelFileError`` naming the file. A version whose weights, loss or
+threshold are not finite is refused before anything is written, so ``latest`` never names a
+broken model. Folders and files are created readable by group and others as far as the
+process umask allows (a service running as another user reads models copied from elsewhere).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -29,6 +33,9 @@ FORMAT = "monitor-model/1"
 META = "meta.json"
 WEIGHTS = "weights.pt"
 LATEST = "latest"
+#: A few of the training windows (the scorer's input ``[k, T, F]``), stored beside the weights
+#: so a new version can be tried on real input before it goes live (hot reload).
+PROBE = "probe.windows"
 REQUIRED_META = ("format", "scorer", "model_version", "input", "features", "threshold")
 
 
@@ -47,19 +54,54 @@ def save_model(root: str | Path, *, meta: dict[str, Any], state: dict[str, torch
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise ModelFileError(f"{root}: meta is missing {missing}")
-    root.mkdir(parents=True, exist_ok=True)
+    broken = broken_model_reason(meta, state)
+    if broken:
+        raise ModelFileError(f"{root}: model not saved, {broken}; {LATEST} left unchanged")
     version = meta["model_version"]
     final = root / version
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buf)
-    (tmp / WEIGHTS).write_bytes(buf.getvalue())
-    (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if final.exists():
         raise ModelFileError(f"{final}: a model version of that name already exists")
-    os.replace(tmp, final)
-    set_latest(root, version)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+        os.chmod(tmp, 0o777 & ~process_umask())  # mkdtemp makes 0700: unreadable to a service user
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buf)
+        (tmp / WEIGHTS).write_bytes(buf.getvalue())
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, final)
+        set_latest(root, version)
+    except OSError as exc:
+        raise ModelFileError(f"{exc.filename or root}: cannot write the model ({exc.strerror or exc})") from None
     return final
+
+
+def broken_model_reason(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> str | None:
+    """Why a trained model must not go live (a non-finite loss, threshold or weight), or None."""
+    loss = meta.get("training", {}).get("fit", {}).get("final_loss")
+    if isinstance(loss, (int, float)) and not math.isfinite(loss):
+        return f"training ended with a non-finite loss ({loss})"
+    thr = meta.get("threshold")
+    value = thr.get("value") if isinstance(thr, dict) else None
+    if isinstance(value, (int, float)) and not math.isfinite(value):
+        return f"the fitted threshold is not finite ({value})"
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        return f"non-finite values in {', '.join(sorted(bad)[:3])}"
+    return None
+
+
+def process_umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads share it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def set_latest(root: str | Path, version: str) -> None:
@@ -73,6 +115,15 @@ def set_latest(root: str | Path, version: str) -> None:
 def resolve_model_dir(path: str | Path) -> Path:
     """A version folder as given, or the one a root's ``latest`` names."""
     path = Path(path)
+    try:
+        return _resolve(path)
+    except PermissionError as exc:
+        raise ModelFileError(f"{exc.filename or path}: permission denied (the user running the monitor "
+                             "must be able to read the model folders: chmod -R a+rX, or give them "
+                             "its group)") from None
+
+
+def _resolve(path: Path) -> Path:
     if (path / META).is_file():
         return path
     latest = path / LATEST

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.artifacts import read_model, split_state
+from models.artifacts import PROBE, read_model, split_state
 from models.base import AUDIO_DEFAULTS, InputSpec, Scorer, resolve_device
 from models.errors import ModelFileError, MonitorError
 from models.registry import scorer_class
@@ -38,6 +39,8 @@ class LoadedModel:
     scorer: Scorer
     threshold: Threshold | None
     window: AlertingWindow
+    #: A few stored training windows (``models.artifacts.PROBE``), for ``workers.model_check``.
+    probe: torch.Tensor | None = None
 
     @property
     def name(self) -> str:
@@ -89,8 +92,11 @@ def load_model(path: str | Path, *, device: str | torch.device = "auto",
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{folder}: model files do not fit together ({msg})") from None
+    if threshold_override is not None and not (math.isfinite(threshold_override) and threshold_override > 0):
+        raise ModelFileError(f"{folder}: threshold override {threshold_override}: must be finite and "
+                             "positive (at or below zero every window would alarm)")
     if threshold is not None and threshold_override is not None:
         threshold = threshold.with_value(threshold_override)
     log.info("model loaded", extra={"model": str(folder), "scorer": scorer.name,
                                     "model_version": meta["model_version"], "device": str(dev)})
-    return LoadedModel(folder, meta, frontend, scorer, threshold, window)
+    return LoadedModel(folder, meta, frontend, scorer, threshold, window, probe=state.get(PROBE))

@@ -34,6 +34,44 @@ class EpochProgress:
             self.bar.close()
 
 
+class FileProgress:
+    """A tqdm bar over files on a terminal (stderr), silent otherwise; call it with a count."""
+
+    def __init__(self, label: str, *, total: int | None = None) -> None:
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self.bar = tqdm(desc=label, unit="file", total=total, leave=False)
+
+    def __call__(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def threshold_arg(text: str) -> float:
+    """``--threshold``: a finite, positive number (a negative one would alarm on every window)."""
+    import argparse  # noqa: PLC0415
+    import math  # noqa: PLC0415
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: a threshold must be finite and positive")
+    return value
+
+
+def add_channel_arg(p) -> None:
+    p.add_argument("--channel", metavar="N|mean", help="multi-channel files: use channel N (0-based) "
+                   "or mix all (mean); without it such files are skipped, naming their channel count")
+
+
 def fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "-"

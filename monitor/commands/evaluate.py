@@ -11,8 +11,8 @@ from workers.model import load_model
 from monitor.evaluation.dcase import evaluate_audio
 from monitor.commands import sensor_options
 from monitor.commands.decisions import add_config_option, decisions
-from monitor.datasets import list_clips
-from monitor.commands.common import fmt, print_json
+from monitor.datasets import list_clips, parse_channel
+from monitor.commands.common import FileProgress, add_channel_arg, fmt, print_json, threshold_arg
 
 HELP = "evaluate a model on labelled clips: AUC, pAUC, and precision/recall/F1/FPR at its threshold"
 
@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="table", choices=("table", "json"))
     p.add_argument("--plots", metavar="DIR", help="write score histograms and the ROC curve here")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
+    add_channel_arg(p)
     add_config_option(p)
     sensor_options.add_evaluate_args(p)
     p.set_defaults(run=run)
@@ -38,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     streams = [c.path.stem for c in list_clips(args.data)] if not args.model else []
     d = decisions(args, streams=streams, health=None)
     model = load_model(d.model, device=args.device, threshold_override=d.threshold)
-    res = evaluate_audio(model, args.data, hysteresis=d.hysteresis)
+    bar = FileProgress("evaluate")
+    try:
+        res = evaluate_audio(model, args.data, hysteresis=d.hysteresis, channel=parse_channel(args.channel),
+                             progress=bar)
+    finally:
+        bar.close()
     results = res.pop("_results")
     if args.plots:
         res["plots"] = [str(p) for p in write_plots(Path(args.plots), model, res, results)]

@@ -30,6 +30,7 @@ from monitor.sinks.factory import build_sinks
 from monitor.sinks.stdout import StdoutSink
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk
+from monitor.commands.common import threshold_arg
 from monitor.commands.decisions import add_config_option, decisions
 from monitor.sources import LIVE
 from monitor.sources.microphone import resolve_device
@@ -60,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.add_argument("--block-ms", type=float, default=100.0, help="capture block length")
     p.add_argument("--capture-rate", type=int, help="record at this rate and resample to the model's")
-    p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
     p.add_argument("--compute-device", default="auto", help="where to score: auto, cpu, cuda")
     p.add_argument("--no-input-health", action="store_true",
                    help="turn off the clipping / dead-input checks (dead windows are then scored)")

@@ -12,7 +12,8 @@ from monitor.runtime.replay import replay, window_series
 from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.commands import sensor_options
 from monitor.commands.decisions import add_config_option, decisions
-from monitor.datasets import list_clips
+from monitor.datasets import list_clips, parse_channel
+from monitor.commands.common import FileProgress, add_channel_arg, threshold_arg
 
 HELP = "replay recorded audio through the live pipeline, printing anomaly events"
 
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_option(p)
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threshold", type=float, help="override the stored threshold for this run")
+    p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
+    add_channel_arg(p)
     sensor_options.add_common(p)
     p.set_defaults(run=run)
 
@@ -46,11 +48,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(d.model, device=args.device, threshold_override=d.threshold)
     if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
         return sensor_options.run_replay(args, model, hysteresis=d.hysteresis)
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm  # noqa: PLC0415
-
-        bar = tqdm(desc="replay", unit="file", leave=False)
+    bar = FileProgress("replay")  # tqdm itself: bool(bar) raises when it has no total
     windows_f = open(args.windows, "w", encoding="utf-8") if args.windows else None
 
     def on_window(w, latency_s) -> None:
@@ -62,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with build_sinks({"stdout": True, "jsonl": args.events}, SinkContext(json_lines=args.json)) as sink:
             res = replay(model, args.data, sink=sink, chunk_ms=args.chunk_ms, realtime=args.realtime,
-                         concat=args.concat, progress=bar.update if bar else None,
-                         health=d.health, hysteresis=d.hysteresis, on_window=on_window)
+                         concat=args.concat, progress=bar,
+                         health=d.health, hysteresis=d.hysteresis, on_window=on_window,
+                         channel=parse_channel(args.channel))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         if windows_f is not None:
             windows_f.close()
     out = sys.stderr if args.json else sys.stdout

@@ -72,8 +72,14 @@ def _supervise(args: argparse.Namespace, n: int, overrides: list[str]) -> int:
             if p.poll() is None:
                 p.send_signal(signum)
 
+    def forward_hup(signum, _frame):  # log rotation: every worker reopens its files
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward_hup)
     while any(p.poll() is None for p in procs) or not stopping:
         time.sleep(0.2)
         for i, p in enumerate(procs):

@@ -10,7 +10,9 @@ from monitor.errors import DataError
 from monitor.training.audio import TrainOptions, train_audio
 from monitor.training.retrain import retrain_from_labels
 from monitor.commands import sensor_options
-from monitor.commands.common import EpochProgress, fmt
+from monitor.commands.common import EpochProgress, add_channel_arg, fmt
+from monitor.datasets import parse_channel
+from monitor.training.checks import check_out_writable, validate_train_args
 
 HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DIR/latest"
 
@@ -18,8 +20,11 @@ HELP = "train a scorer on normal clips; writes MODEL_DIR/<version>/ and MODEL_DI
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help=HELP, description=HELP)
     p.add_argument("--scorer", default="ae", help=f"scorer name ({', '.join(sorted(SCORERS))})")
-    p.add_argument("--data", help="folder of .wav clips; clips named 'normal' are used "
+    p.add_argument("--data", help="folder of .wav clips; clips named 'normal' (or --normal) are used "
                    "(with --from-model: default the model's own training folder)")
+    p.add_argument("--normal", metavar="GLOB", help="file names of the normal clips, e.g. '*' or "
+                   "'pump_rec_*.wav' (default: names carrying the token 'normal')")
+    add_channel_arg(p)
     p.add_argument("--out", metavar="MODEL_DIR", help="model folder to write "
                    "(with --from-model: default the model's own root)")
     p.add_argument("--weak", metavar="DIR", help="labelled anomaly clips (weakly-supervised "
@@ -50,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    validate_train_args(args)  # before any data is read: a mistake costs seconds, not a run
+    if args.out:
+        check_out_writable(args.out)
     if sensor_options.is_sensor(args):  # --time-column: sensor CSV data
         if args.threshold_folds:
             raise DataError("--threshold-folds is for audio models (sensor thresholds are fitted on "
@@ -63,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
                         threshold_method=args.threshold_method,
                         threshold_convention=args.threshold_convention,
                         threshold_q=args.threshold_q, holdout=args.holdout,
-                        threshold_folds=args.threshold_folds)
+                        threshold_folds=args.threshold_folds, normal_glob=args.normal,
+                        channel=parse_channel(args.channel))
     progress = EpochProgress(f"train {args.scorer}")
     try:
         folder, meta = train_audio(args.data, args.out, opts, progress=progress, weak=args.weak)

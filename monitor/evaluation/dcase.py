@@ -17,7 +17,7 @@ from workers.model import LoadedModel
 from workers.offline import ClipResult, score_clips
 
 from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
-from monitor.datasets import ReadReport, list_clips, read_clip
+from monitor.datasets import ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -70,20 +70,34 @@ def check_no_leak(model: LoadedModel, paths: list[Path]) -> None:
 
 
 def evaluate_audio(model: LoadedModel, data: str | Path, *,
-                   hysteresis: HysteresisSpec = HysteresisSpec()) -> dict[str, Any]:
+                   hysteresis: HysteresisSpec = HysteresisSpec(), channel: int | str | None = None,
+                   progress=None) -> dict[str, Any]:
+    """``progress(n)``: called as each clip has been read (scoring follows reading closely)."""
+    if getattr(model.frontend, "kind", None) == "sensor":
+        raise DataError(f"{model.folder}: a sensor model (channels {', '.join(model.frontend.spec.channels)}) "
+                        f"cannot score the audio clips of {data}; evaluate sensor scorers with "
+                        "--protocol skab|nab, or replay a CSV with `monitor replay --model ... --data FILE.csv`")
     clips = [c for c in list_clips(data) if c.label in ("normal", "anomaly")]
     if not clips:
-        raise DataError(f"{data}: no clips named 'normal' or 'anomaly'")
+        raise DataError(f"{data}: no clips named 'normal' or 'anomaly' (evaluation needs the label "
+                        "in each file name)")
     check_no_leak(model, [c.path for c in clips])
     report = ReadReport()
     sr = model.frontend.sample_rate
     min_samples = model.window.samples(sr)[0]
     audio = {}
-    for c in clips:
-        a = read_clip(c.path, sample_rate=sr, min_samples=min_samples, report=report)
-        if a is not None:
-            audio[c.path.name] = (c, a)
-    results = score_clips(model, [(n, a) for n, (_, a) in audio.items()])
+
+    def read_all():
+        for c in clips:
+            a = read_clip(c.path, sample_rate=sr, min_samples=min_samples, report=report, channel=channel)
+            if progress is not None:
+                progress(1)
+            if a is not None:
+                audio[c.path.name] = (c, a)
+                yield c.path.name, a
+
+    results = score_clips(model, read_all())
+    require_usable(data, len(clips), len(results), report, what="labelled clips")
     rows = []
     for r in results:
         clip = audio[r.name][0]

@@ -3,8 +3,10 @@
 ``ModelWatcher.poll()`` reads ``ROOT/latest`` at most every ``every_s`` seconds (a tiny file
 read) and, when it names a version other than the one in use, loads that version and returns
 it. ``StreamRunner`` calls it between flushes and swaps the model in for every window it has
-not emitted yet (see ``StreamRunner.swap_model``). A version that fails to load is logged once
-and skipped; the running model keeps scoring.
+not emitted yet (see ``StreamRunner.swap_model``). A version that fails to load, or that
+loads but fails ``workers.model_check`` (threshold not finite, non-finite scores on the
+training windows stored with it), is logged once as a warning and skipped; the running model
+keeps scoring.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from models.artifacts import LATEST, resolve_model_dir
 from models.errors import MonitorError
 from workers.model import LoadedModel, load_model
+from workers.model_check import check_model
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,13 @@ class ModelWatcher:
         try:
             model = load_model(resolve_model_dir(self.root), device=self.device,
                                threshold_override=self.threshold_override)
+            check_model(model)
         except MonitorError as exc:
             self._bad = version
-            log.warning("new model version %s not loaded: %s", version, exc,
-                        extra={"model": str(self.root), "model_version": version})
+            log.warning("new model version %s not used, still serving %s: %s", version,
+                        self.current or "the loaded model", exc,
+                        extra={"model": str(self.root), "model_version": version,
+                               "serving": self.current})
             return None
         self.current = model.version
         self.reloads += 1

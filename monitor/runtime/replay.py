@@ -16,7 +16,7 @@ from workers.input_health import AudioHealthSpec
 from workers.model import LoadedModel
 
 from monitor.alerting import HysteresisSpec
-from monitor.datasets import ReadReport, list_clips
+from monitor.datasets import ReadReport, list_clips, require_usable
 from monitor.runtime.drive import DriveResult, drive
 from monitor.runtime.runner import StreamRunner
 from monitor.runtime.runner import StreamResult
@@ -36,7 +36,7 @@ class ReplayResult:
 def replay(model: LoadedModel, data: str | Path, *, sink: Sink | None = None, chunk_ms: float = 100.0,
            realtime: bool = False, concat: bool = False, progress=None,
            health: AudioHealthSpec | None = None, hysteresis: HysteresisSpec = HysteresisSpec(),
-           on_window=None) -> ReplayResult:
+           on_window=None, channel: int | str | None = None) -> ReplayResult:
     """Replay the clips of ``data``; ``health`` adds the live input checks (clipping, dead input
     kept out of alerting) that ``monitor listen`` and the service run; ``on_window(w, latency_s)``
     sees every scored window."""
@@ -44,7 +44,7 @@ def replay(model: LoadedModel, data: str | Path, *, sink: Sink | None = None, ch
     sr = model.frontend.sample_rate
     report = ReadReport()
     source = FileSource(clips, sample_rate=sr, chunk_ms=chunk_ms, realtime=realtime, concat=concat,
-                        min_samples=model.window.samples(sr)[0], report=report)
+                        min_samples=model.window.samples(sr)[0], report=report, channel=channel)
     runner = StreamRunner(model, sink, keep_windows=True, health=health, hysteresis=hysteresis)
     done = [0]
 
@@ -56,6 +56,7 @@ def replay(model: LoadedModel, data: str | Path, *, sink: Sink | None = None, ch
     res = drive(source, runner, sink=sink, on_chunk=on_chunk, on_window=on_window)
     if progress is not None and source.files_done != done[0]:
         progress(source.files_done - done[0])
+    require_usable(data, len(clips), report.read, report)
     return ReplayResult(runner.finished, res.events, report, sr, res)
 
 

@@ -42,6 +42,7 @@ from monitor.errors import ConfigError
 from monitor.kafka.connect import KafkaRefused, KafkaUnreachable, classify_client_error, probe
 from monitor.kafka.security import security_problems
 from monitor.log_limits import SituationCounter
+from monitor.sinks.reopen import AppendFile, ReopenRequest
 
 log = logging.getLogger("monitor.service.worker")
 
@@ -75,6 +76,7 @@ class Worker(StreamMessages, PartitionState):
         self.pending = _Pending()
         self.events_out = 0
         self.windows_file = None
+        self.reopen_files = ReopenRequest()  # SIGHUP: logrotate moved events.jsonl / windows log
         self._last_commit = time.monotonic()
         self.batcher = MicroBatcher(max_batch=cfg.service.max_batch, max_wait_ms=cfg.service.max_wait_ms)
         self.tol_ns = int(cfg.service.gap_tolerance_ms * 1e6)
@@ -88,6 +90,7 @@ class Worker(StreamMessages, PartitionState):
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        self.reopen_files.install()
 
     def run(self) -> int:
         cfg = self.cfg
@@ -99,7 +102,7 @@ class Worker(StreamMessages, PartitionState):
                                        request_timeout_s=cfg.health.request_timeout_s)
         try:
             if cfg.service.windows_log:
-                self.windows_file = open(cfg.service.windows_log, "a", encoding="utf-8")
+                self.windows_file = AppendFile(cfg.service.windows_log)
             self.router = Router(cfg, on_window=self._on_window)
             if not self.router.runners and not self.router.sensor_runners:
                 log.warning("no models configured: every stream goes to the dead-letter topic")
@@ -198,6 +201,15 @@ class Worker(StreamMessages, PartitionState):
                 self._report()
             if self.health is not None:
                 self.health.beat()
+            if self.reopen_files.take():
+                self._reopen()
+
+    def _reopen(self) -> None:
+        """After SIGHUP: the files' paths opened afresh (what was written is flushed first)."""
+        self.sink.reopen()
+        if self.windows_file is not None:
+            self.windows_file.reopen()
+        log.info("files reopened (SIGHUP)", extra={"worker": self.index})
 
     def _shutdown(self) -> None:
         t0 = time.monotonic()

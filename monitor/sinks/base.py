@@ -1,4 +1,5 @@
-"""The sink lifecycle: ``write`` events, ``flush`` before offsets are committed, ``close``."""
+"""The sink lifecycle: ``write`` events, ``flush`` before offsets are committed, ``close``;
+``reopen`` after a log rotation."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -15,6 +16,9 @@ class Sink(ABC):
 
     def close(self) -> None:
         self.flush()
+
+    def reopen(self) -> None:
+        """Reopen files after a log rotation (SIGHUP); sinks without files do nothing."""
 
     def __enter__(self) -> "Sink":
         return self
@@ -40,3 +44,7 @@ class FanOut(Sink):
     def close(self) -> None:
         for s in self.sinks:
             s.close()
+
+    def reopen(self) -> None:
+        for s in self.sinks:
+            s.reopen()

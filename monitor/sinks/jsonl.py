@@ -1,29 +1,28 @@
-"""Events as JSON lines in a file (appended; flushed and fsynced on ``flush``)."""
+"""Events as JSON lines in a file (appended; flushed and fsynced on ``flush``; reopened on
+``reopen``, after logrotate renamed it)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from monitor.sinks.base import Sink
+from monitor.sinks.reopen import AppendFile
 
 
 class JsonlSink(Sink):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = AppendFile(self.path)
 
     def write(self, event: dict[str, Any]) -> None:
         self._f.write(json.dumps(event, separators=(",", ":")) + "\n")
 
     def flush(self) -> None:
-        if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
+        self._f.flush(sync=True)
+
+    def reopen(self) -> None:
+        self._f.reopen()
 
     def close(self) -> None:
-        if not self._f.closed:
-            self.flush()
-            self._f.close()
+        self._f.close()

@@ -20,7 +20,7 @@ from monitor.sources.base import AudioChunk
 class FileSource:
     def __init__(self, clips: list[Clip], *, sample_rate: int, chunk_ms: float = 100.0,
                  realtime: bool = False, concat: bool = False, min_samples: int = 0,
-                 report: ReadReport | None = None) -> None:
+                 report: ReadReport | None = None, channel: int | str | None = None) -> None:
         if chunk_ms <= 0:
             raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
         self.clips, self.sample_rate = clips, sample_rate
@@ -28,6 +28,7 @@ class FileSource:
         self.realtime, self.concat, self.min_samples = realtime, concat, min_samples
         self.report = report if report is not None else ReadReport()
         self.files_done = 0
+        self.channel = channel  # of multi-channel files: an index or "mean" (None: mono only)
         self.stopped = False
 
     def open(self) -> "FileSource":
@@ -57,7 +58,7 @@ class FileSource:
             audios = []
             for c in clips:
                 a = read_clip(c.path, sample_rate=self.sample_rate, min_samples=self.min_samples,
-                              report=self.report)
+                              report=self.report, channel=self.channel)
                 if a is not None:
                     audios.append(a)
             audio = np.concatenate(audios) if len(audios) > 1 else (audios[0] if audios else None)

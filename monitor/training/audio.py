@@ -11,17 +11,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifacts import fingerprint_files, file_sha256, new_model_version, save_model
+from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_version, save_model
 from models.base import InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.threshold import fit_threshold
 from workers.features import LogMelSpec, stack_frames
 from workers.frontend import AudioFrontEnd
 from workers.model import AlertingWindow, LoadedModel
+from workers.model_check import probe_windows
 from workers.offline import score_clips
 
-from monitor.datasets import EXPECTED_NAMES, Clip, ReadReport, list_clips, read_clip
+from monitor.datasets import Clip, ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError, MonitorError
+from monitor.training.checks import check_fit, check_trained
+from monitor.training.normal_clips import select_normal_clips
 from monitor.training.ws_ae_stages import fit_stage2_selected, stage2_only
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ class TrainOptions:
     #: 0 = the threshold from the held-out clips; K >= 2 = from out-of-fold scores of every
     #: normal clip, K extra trainings (``monitor/training/crossfit.py``)
     threshold_folds: int = 0
+    #: file-name glob of the normal clips; None = names carrying the token ``normal``
+    normal_glob: str | None = None
+    #: channel of multi-channel files (index or ``mean``); None = mono files only
+    channel: int | str | None = None
     params: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
 
@@ -58,17 +65,18 @@ def split_holdout(clips: list[Clip], *, fraction: float, minimum: int, seed: int
 
 
 def read_clips(clips: list[Clip], *, sample_rate: int, min_samples: int,
-               report: ReadReport) -> list[tuple[Clip, np.ndarray]]:
+               report: ReadReport, channel: int | str | None = None) -> list[tuple[Clip, np.ndarray]]:
     out = []
     for c in clips:
-        audio = read_clip(c.path, sample_rate=sample_rate, min_samples=min_samples, report=report)
+        audio = read_clip(c.path, sample_rate=sample_rate, min_samples=min_samples, report=report,
+                          channel=channel)
         if audio is not None:
             out.append((c, audio))
     return out
 
 
 def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samples: int,
-                    report: ReadReport) -> list[tuple[Clip, np.ndarray]]:
+                    report: ReadReport, channel: int | str | None = None) -> list[tuple[Clip, np.ndarray]]:
     """The labelled anomaly clips of ``--weak`` (a folder, a file or a list of files)."""
     paths = list(weak) if isinstance(weak, (list, tuple)) else None
     clips = [c for p in paths for c in list_clips(p)] if paths is not None else list_clips(weak)
@@ -76,7 +84,8 @@ def read_weak_clips(weak: str | Path | list[Path], *, sample_rate: int, min_samp
     if normal:
         raise DataError(f"{weak}: the labelled-anomaly folder holds clips named 'normal': "
                         f"{', '.join(normal[:5])}")
-    loaded = read_clips(clips, sample_rate=sample_rate, min_samples=min_samples, report=report)
+    loaded = read_clips(clips, sample_rate=sample_rate, min_samples=min_samples, report=report,
+                        channel=channel)
     if not loaded:
         raise DataError(f"{weak}: no readable labelled anomaly clips")
     return loaded
@@ -107,12 +116,12 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     window = AlertingWindow(audio_cfg["window_s"], audio_cfg["hop_s"])
     input_spec = InputSpec(frames=audio_cfg["frames"], features=spec.n_mels, hop=audio_cfg["vector_hop"])
 
-    normals = [c for c in list_clips(data) if c.label == "normal"]
-    if not normals:
-        raise DataError(f"{data}: no clips named 'normal'; expected names like {EXPECTED_NAMES}")
+    normals = select_normal_clips(data, opts.normal_glob)
     report = ReadReport()
     min_samples = round(window.length_s * spec.sample_rate)
-    loaded = read_clips(normals, sample_rate=spec.sample_rate, min_samples=min_samples, report=report)
+    loaded = read_clips(normals, sample_rate=spec.sample_rate, min_samples=min_samples, report=report,
+                        channel=opts.channel)
+    require_usable(data, len(normals), len(loaded), report, what="normal clips")
     train_c, hold_c = split_holdout([c for c, _ in loaded], fraction=opts.holdout,
                                     minimum=opts.min_holdout, seed=opts.seed)
     if opts.threshold_folds:
@@ -135,7 +144,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
             raise DataError(f"--weak: scorer {cls.name!r} learns from normal clips only; "
                             "labelled anomalies need a weakly-supervised scorer (ws-ae)")
         weak_loaded = read_weak_clips(weak, sample_rate=spec.sample_rate, min_samples=min_samples,
-                                      report=report)
+                                      report=report, channel=opts.channel)
         normal_hashes = {file_sha256(c.path) for c in train_c + hold_c}
         clash = [c.path.name for c, _ in weak_loaded if file_sha256(c.path) in normal_hashes]
         if clash:
@@ -157,8 +166,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     else:
         fit = scorer.fit(vectors, progress=progress) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
+    check_fit(fit, out)
 
-    model = LoadedModel(None, {}, frontend, scorer, None, window)
+    model = LoadedModel(None, {}, frontend, scorer, None, window,
+                        probe=probe_windows(torch.cat(list(vectors_of.values()))))
     held = score_clips(model, held_audio)
     window_scores = [w.score for r in held for w in r.windows]
     convention = opts.threshold_convention or getattr(cls, "threshold_convention", "dcase")
@@ -171,8 +182,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         threshold, crossfit = _crossfit_threshold(
             cls, scorer, fit, [(c.path.name, audio_of[c.path]) for c in train_c + hold_c], weak_clips,
             known_vectors=vectors_of, opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
+    model.threshold = threshold
+    check_trained(model, out)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
+             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}, PROBE: model.probe}
     meta = {
         "scorer": cls.name,
         "model_version": new_model_version(cls.name, state),
@@ -189,6 +202,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
             "fingerprint": fingerprint_files([c.path for c in train_c + hold_c]),
             "clip_sha256": sorted(file_sha256(c.path) for c in train_c + hold_c),
             "train_clips": len(train_c), "held_out_clips": [c.path.name for c in hold_c],
+            "normal_glob": opts.normal_glob, "channel": opts.channel,
             "seed": opts.seed, "read": report.to_dict(), "fit": fit.to_dict(),
             "seconds": round(time.perf_counter() - t0, 3),
             "holdout_clip_scores": {r.name: r.clip_score for r in held},

@@ -9,13 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifacts import file_sha256, new_model_version, save_model
+from models.artifacts import PROBE, file_sha256, new_model_version, save_model
 from models.base import Progress
 from models.threshold import fit_threshold
+from workers.model_check import probe_windows
 from workers.offline import score_clips
 
-from monitor.datasets import ReadReport, list_clips, read_clip
+from monitor.datasets import ReadReport, read_clip
 from monitor.errors import DataError
+from monitor.training.checks import check_trained
+from monitor.training.normal_clips import select_normal_clips
 from monitor.training.audio import clip_vectors, library_versions, read_clips, threshold_variants
 from monitor.training.ws_ae_stages import select_retrain_margin
 
@@ -104,12 +107,12 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     tr = meta.get("training", {})
     data = Path(data or tr.get("data", ""))
     held_names = set(tr.get("held_out_clips", []))
-    normals = [c for c in list_clips(data) if c.label == "normal"] if data.is_dir() else []
-    if not normals:
+    if not data.is_dir():
         raise DataError(f"{data}: the model's normal training clips are needed to retrain "
                         "(pass --data DIR)")
+    normals = select_normal_clips(data, tr.get("normal_glob"))
     loaded = read_clips(normals, sample_rate=sr, min_samples=round(model.window.length_s * sr),
-                        report=report)
+                        report=report, channel=tr.get("channel"))
     train_n = [a for c, a in loaded if c.path.name not in held_names]
     hold = [(c.path.name, a) for c, a in loaded if c.path.name in held_names]
     if len(hold) < 1:
@@ -142,8 +145,11 @@ def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str |
     threshold = fit_threshold(scores, method=old.method, convention=old.convention or "paper",
                               q=old.q, fitted_on=f"{len(scores)} windows of {len(hold)} held-out "
                               "normal clips")
+    model.threshold = threshold
+    model.probe = model.probe if model.probe is not None else probe_windows(x_normal)
+    check_trained(model, folder.parent if out is None else out)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
-             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}}
+             **{f"scorer.{k}": v for k, v in scorer.state_dict().items()}, PROBE: model.probe}
     new_meta = dict(meta)
     new_meta.update(
         model_version=new_model_version(scorer.name, state),

@@ -17,16 +17,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.artifacts import fingerprint_files, file_sha256, new_model_version, save_model
+from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_version, save_model
 from models.base import FitReport, InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.threshold import Threshold, fit_threshold
 from workers.model import AlertingWindow, LoadedModel
+from workers.model_check import probe_windows
 from workers.offline import score_clips
 from workers.sensor_frontend import GridRows, SensorFrontEnd, SensorGrid, SensorSpec
 
 from monitor.errors import DataError
 from monitor.sources.csv_sensors import SensorTable, infer_step, list_csv, read_sensor_csv
+from monitor.training.checks import check_fit, check_trained
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def build_sensor_model(*, scorer: str, spec: SensorSpec, train: list[np.ndarray]
     fit = model_scorer.fit(windows, progress=progress)
     window = AlertingWindow(window_steps * spec.step_s, hop_steps * spec.step_s)
     meta = {"model_version": "unsaved", "feature_names": list(spec.channels)}
-    return LoadedModel(None, meta, frontend, model_scorer, None, window), fit
+    return LoadedModel(None, meta, frontend, model_scorer, None, window, probe=probe_windows(windows)), fit
 
 
 def holdout_window_scores(model: LoadedModel, segments: list[np.ndarray], starts: list[int]) -> np.ndarray:
@@ -179,12 +181,15 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
     model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=train, frames=frames,
                                     window_steps=opts.window_steps, hop_steps=opts.hop_steps,
                                     params=params, seed=opts.seed, device=opts.device, progress=progress)
+    check_fit(fit, out)
     hold = [(s, k) for s, k in zip(segments, splits) if len(s) - k >= 1 and len(s) >= frames]
     threshold = fit_sensor_threshold(model, [s for s, _ in hold], [k for _, k in hold],
                                      method=opts.threshold_method, convention=opts.threshold_convention,
                                      q=opts.threshold_q,
                                      what=f"the last {opts.holdout:.0%} of {len(hold)} segment(s)")
-    state = {f"scorer.{k}": v for k, v in model.scorer.state_dict().items()}
+    model.threshold = threshold
+    check_trained(model, out)
+    state = {**{f"scorer.{k}": v for k, v in model.scorer.state_dict().items()}, PROBE: model.probe}
     paths = [t.path for t in tables]
     from monitor.training.audio import library_versions  # noqa: PLC0415
 

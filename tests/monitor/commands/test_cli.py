@@ -94,7 +94,8 @@ def test_bad_input_is_one_clear_line(factory, tmp_path, capsys):
 
 
 def test_messy_folder_is_trained_with_warnings(factory, tmp_path, capsys):
-    """Corrupt, short, stereo and 44.1 kHz clips: skipped or converted, counted, named."""
+    """Corrupt, short, stereo and 44.1 kHz clips: skipped or converted, counted, named; a
+    stereo file is used only with a stated --channel."""
     messy = tmp_path / "messy"
     messy.mkdir()
     for p in sorted(Path(factory["train"]).glob("*.wav"))[:8]:
@@ -106,11 +107,12 @@ def test_messy_folder_is_trained_with_warnings(factory, tmp_path, capsys):
     from monitor.datasets import resample
     sf.write(messy / "normal_id_00_90000003.wav", resample(x, 16000, 44100), 44100)
     out = tmp_path / "m"
-    assert main(["train", "--data", str(messy), "--out", str(out), "--epochs", "2", "--device", "cpu"]) == 0
+    assert main(["train", "--data", str(messy), "--out", str(out), "--epochs", "2", "--device", "cpu",
+                 "--channel", "0"]) == 0
     meta = json.loads((out / (out / "latest").read_text().strip() / "meta.json").read_text())
     read = meta["training"]["read"]
     assert read["skipped"] == {"unreadable": 1, "too-short": 1}
-    assert read["converted"] == {"channel0": 1, "resampled": 1} and read["read"] == 10
+    assert read["converted"] == {"channel-0": 1, "resampled-44100": 1} and read["read"] == 10
     text = capsys.readouterr().err
     assert "normal_id_00_90000000.wav" in text and "normal_id_00_90000001.wav" in text
 
