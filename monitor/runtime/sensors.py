@@ -65,11 +65,14 @@ class SensorRunner:
         return np.array([[v.get(c, np.nan) for c in ch] for v in values], dtype=np.float64)
 
     def feed(self, stream: str, ts_s: np.ndarray, values: np.ndarray, *, end_of_stream: bool = False,
-             machine: str | None = None, warmup: bool = False) -> list[dict[str, Any]]:
+             machine: str | None = None, warmup: bool = False, score: bool = True) -> list[dict[str, Any]]:
         """Readings of one stream (time order; ``[n, C]`` in the model's channel order).
 
         ``warmup=True`` when the stream is picked up mid-way (after a restart): its machine
-        events wait for the alert state's first quiet point (``StreamRunner.push``)."""
+        events wait for the alert state's first quiet point (``StreamRunner.push``).
+        ``score=False`` only queues the grid rows: the caller scores every stream's queued rows
+        in one call (``flush``), as the service does for audio (a gap or the stream's end still
+        scores what came before it at once)."""
         st = self.streams.get(stream)
         if st is None:
             grid = SensorGrid(step_s=self.spec.step_s, n_channels=len(self.spec.channels),
@@ -98,10 +101,18 @@ class SensorRunner:
             st.scored = True
             if st.health is not None:
                 events += self._emit(st.health.update(piece.start, piece.values))
-        events += self.runner.flush()
+        if score or end_of_stream:
+            events += self.runner.flush()
         if end_of_stream:
             events += self.end_stream(stream)
         return events
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Score the rows every stream has queued (``feed(score=False)``) in one call."""
+        return self.runner.flush()
+
+    def pending_rows(self) -> int:
+        return self.runner.pipeline.pending_frames()
 
     def resume_sample(self, stream: str) -> int | None:
         """The oldest grid row a restart must re-read (None: all since the stream began here)."""

@@ -124,7 +124,7 @@ class StreamMessages:
             events += r.end_stream(chunk.stream, reason="gap")
             r.finished.clear()
         missing = chunk.seq - st.next_seq
-        detail = (f"producer restarted (seq 0)" if chunk.seq == 0 else
+        detail = ("producer restarted (seq 0)" if chunk.seq == 0 else
                   f"{missing} chunk(s) missing (seq {st.next_seq}..{chunk.seq - 1})" if missing > 0 else
                   f"timestamp jumped by {(pos - st.next_sample) / chunk.sample_rate:+.3f} s")
         events.append(make_event(status="closed", kind="gap", stream=chunk.stream, machine=chunk.machine,
@@ -164,8 +164,8 @@ class StreamMessages:
             log.info("sensor stream %s picked up mid-stream: events wait for its first quiet point",
                      stream, extra={"stream": stream, "partition": tp.partition, "offset": m.offset})
         try:
-            for sr in runners:
-                events += sr.feed(stream, ts, sr.channel_matrix(values), warmup=warmup)
+            for sr in runners:  # queued: scored with the audio in the next micro-batch
+                events += sr.feed(stream, ts, sr.channel_matrix(values), warmup=warmup, score=False)
         except MonitorError as exc:
             self._dead(tp, m, "bad-reading", str(exc)[:300])
             return
@@ -174,6 +174,8 @@ class StreamMessages:
         st = runners[0].streams.get(stream)
         start = st.grid.index(float(ts[0])) if st is not None else 0
         self.book.chunk(key, tp, m.offset, start, anchor=m.offset if key not in self.book.streams else None)
+        self.pending.arrivals.append(now)
+        self.batcher.add(len(readings), now=now)
 
     # ---------------------------------------------------------------- streams that went quiet
     def _finish_quiet(self, now: float) -> None:

@@ -233,11 +233,16 @@ class Worker(StreamMessages, PartitionState):
         if self.batcher.first_at is None:
             return
         events: list[dict] = []
-        for r in self.router.runners:
+        for r in self.router.runners:  # audio and sensor models alike: one scoring call each
             n = r.pipeline.pending_frames()
             if n:
                 self.metrics.batch.labels(r.model.version).observe(n)
                 events += r.flush()
+        for sr in self.router.sensor_runners:
+            n = sr.pending_rows()
+            if n:
+                self.metrics.batch.labels(sr.model.version).observe(n)
+                events += sr.flush()
         done = time.monotonic()
         for t in self.pending.arrivals:
             self.metrics.latency.observe(done - t)
