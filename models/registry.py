@@ -7,6 +7,7 @@ from .base import Scorer
 from .conv_ae import ConvAutoencoderScorer
 from .errors import UnknownScorerError
 from .lstm_forecast import LstmForecastScorer
+from .stats_maha import StatsMahalanobisScorer
 from .tadgan import TadGanScorer
 from .ws_ae import WeaklySupervisedAEScorer
 
@@ -17,6 +18,7 @@ SCORERS: dict[str, type[Scorer]] = {
     "tadgan": TadGanScorer,
     "arima": ArimaScorer,
     "ws-ae": WeaklySupervisedAEScorer,
+    "stats-maha": StatsMahalanobisScorer,
 }
 
 

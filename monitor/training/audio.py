@@ -21,6 +21,7 @@ from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
 from workers.offline import score_clips
 
+from monitor.conditions import fit_context
 from monitor.datasets import Clip, ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError, MonitorError
 from monitor.training.checks import check_fit, check_trained
@@ -132,6 +133,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     frontend = AudioFrontEnd(spec, device=resolve_device(opts.device))
     vectors_of = {c.path.name: clip_vectors(frontend, audio_of[c.path], input_spec) for c in train_c}
     vectors = torch.cat(list(vectors_of.values()))
+    context = fit_context(cls, vectors_of)
     params = dict(opts.params or {})
     if opts.epochs is not None:
         params["epochs"] = opts.epochs
@@ -164,7 +166,7 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     elif stage1 is not None:
         fit = stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
     else:
-        fit = scorer.fit(vectors, progress=progress) if labels is None else \
+        fit = scorer.fit(vectors, progress=progress, **context) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
     check_fit(fit, out)
 
