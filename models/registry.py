@@ -4,6 +4,7 @@ from __future__ import annotations
 from .ae import AutoencoderScorer
 from .arima import ArimaScorer
 from .base import Scorer
+from .condition_clf import ConditionClassifierScorer
 from .conv_ae import ConvAutoencoderScorer
 from .errors import UnknownScorerError
 from .lstm_forecast import LstmForecastScorer
@@ -19,6 +20,7 @@ SCORERS: dict[str, type[Scorer]] = {
     "arima": ArimaScorer,
     "ws-ae": WeaklySupervisedAEScorer,
     "stats-maha": StatsMahalanobisScorer,
+    "condition-clf": ConditionClassifierScorer,
 }
 
 
