@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from models.errors import ScorerError
+
 from .model import LoadedModel
 from .offline import ClipResult, score_clips
 
@@ -20,9 +22,16 @@ def needs_condition(model: LoadedModel) -> bool:
 
 
 def bind_condition(model: LoadedModel, condition: str | None) -> LoadedModel:
-    """``model`` scoring against ``condition`` (unchanged for scorers without conditions, or
-    when ``condition`` is None); an unknown condition raises ``ScorerError`` naming the known."""
-    if condition is None or not needs_condition(model):
+    """``model`` scoring against ``condition`` (unchanged for scorers without conditions).
+    An unknown condition, or none for a model that knows several, raises ``ScorerError``
+    naming the known ones: at load, not at the first score."""
+    if not needs_condition(model):
+        if condition is not None:
+            raise ScorerError(f"{model.name}: condition {condition!r} given, but this scorer "
+                              "knows no conditions")
+        return model
+    if condition is None:
+        model.scorer.condition_index()  # raises unless the model knows one condition only
         return model
     return dataclasses.replace(model, scorer=model.scorer.with_condition(condition))
 

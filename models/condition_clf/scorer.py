@@ -37,7 +37,7 @@ class ConditionClassifierScorer(Scorer):
     name = "condition-clf"
     defaults = {"channels": [8, 16, 32, 64], "embed": 64, "scale": 16.0, "margin": 0.3, "epochs": 30,
                 "batch_size": 64, "lr": 1e-3, "pseudo": "auto", "shift_bands": 6,
-                "train_stride": 1,
+                "train_stride": 1, "augment": False,
                 "conditions": [], "known": 1}
     #: patches of 16 frames (0.53 s), a new one every 8 frames: about 2 per 1 s alerting window
     audio_defaults = {**Scorer.audio_defaults, "frames": 16, "vector_hop": 8}
@@ -71,7 +71,7 @@ class ConditionClassifierScorer(Scorer):
         bound.condition = known.index(condition)
         return bound
 
-    def _condition_index(self) -> int:
+    def condition_index(self) -> int:
         if self.condition is not None:
             return self.condition
         if self.hyper["known"] == 1:
@@ -135,7 +135,8 @@ class ConditionClassifierScorer(Scorer):
                     continue
                 idx = idx.to(self.device)
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(net.head(net(xa[idx]), ya[idx]), ya[idx])
+                xb = self._augment(xa[idx], gen) if h["augment"] else xa[idx]
+                loss = F.cross_entropy(net.head(net(xb), ya[idx]), ya[idx])
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
@@ -152,11 +153,26 @@ class ConditionClassifierScorer(Scorer):
                          n_windows=int(len(windows)), extra={"classes": classes, "trained_patches": int(len(x)), "train_accuracy": round(acc, 4),
                                                        "extra_patches": int(len(xa) - len(x))})
 
+    @staticmethod
+    def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """SpecAugment-style masks (a quarter of the frames, an eighth of the bands, at random
+        places) and a random level offset of up to +-6 dB per patch: so that a clip's level or
+        one stretch of it cannot identify its condition."""
+        b, t, f = x.shape
+        x = x + (torch.rand(b, 1, 1, generator=gen) * 12 - 6).to(x)
+        t0 = torch.randint(0, max(1, t - t // 4), (b, 1), generator=gen)
+        f0 = torch.randint(0, max(1, f - f // 8), (b, 1), generator=gen)
+        tmask = (torch.arange(t) >= t0) & (torch.arange(t) < t0 + t // 4)
+        fmask = (torch.arange(f) >= f0) & (torch.arange(f) < f0 + f // 8)
+        fill = x.mean(dim=(1, 2), keepdim=True)
+        x = torch.where(tmask.to(x.device)[:, :, None], fill, x)
+        return torch.where(fmask.to(x.device)[:, None, :], fill, x)
+
     # -- scoring ------------------------------------------------------------------------------
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, None]:
         x = self.check_batch(batch)
-        c = self._condition_index()
+        c = self.condition_index()
         if not len(x):
             return x.new_zeros(0), None
         return 1.0 - self.module(x) @ self.module.centres[c], None

@@ -66,3 +66,20 @@ def test_one_condition_gets_a_pseudo_class_and_exposure_a_class_of_its_own():
     none = scorer_class("condition-clf")(input_spec=SPEC, device="cpu", pseudo="none")
     with pytest.raises(ScorerError, match="nothing to tell apart"):
         none.fit(_patches(40, 2, 6))
+
+
+def test_a_route_binds_its_condition_at_load_and_refuses_a_missing_or_unknown_one():
+    from workers.conditioned import bind_condition
+    from workers.model import AlertingWindow, LoadedModel
+
+    model = LoadedModel(None, {}, None, _trained(), None, AlertingWindow())
+    assert bind_condition(model, "pat_01").scorer.condition == 1
+    with pytest.raises(ScorerError, match="condition must be given"):
+        bind_condition(model, None)
+    with pytest.raises(ScorerError, match="unknown condition 'pat_09'"):
+        bind_condition(model, "pat_09")
+    ae = scorer_class("ae")(input_spec=SPEC, device="cpu")
+    plain = LoadedModel(None, {}, None, ae, None, AlertingWindow())
+    assert bind_condition(plain, None) is plain
+    with pytest.raises(ScorerError, match="knows no conditions"):
+        bind_condition(plain, "pat_01")
