@@ -78,7 +78,7 @@ class ConditionClassifierScorer(Scorer):
             return 0
         raise ScorerError(f"condition-clf: this model knows {self.hyper['known']} conditions "
                           f"({', '.join(self.known_conditions)}); the stream's condition must be "
-                          "given (route or clip name)")
+                          "given (models[].condition in the config, --condition, or the clip name)")
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
