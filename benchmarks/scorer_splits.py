@@ -43,8 +43,8 @@ def other_machines(folder: Path, machine: str, work: Path) -> Path:
 def run(args: argparse.Namespace) -> list[dict]:
     import torch
 
-    from monitor.evaluation import evaluate_audio
-    from monitor.training import TrainOptions, train_audio
+    from monitor.evaluation.dcase import evaluate_audio
+    from monitor.training.audio import TrainOptions, train_audio
     from workers.model import load_model
 
     torch.set_num_threads(1)

@@ -37,10 +37,10 @@ class ConditionClassifierScorer(Scorer):
     name = "condition-clf"
     defaults = {"channels": [8, 16, 32, 64], "embed": 64, "scale": 16.0, "margin": 0.3, "epochs": 30,
                 "batch_size": 64, "lr": 1e-3, "pseudo": "auto", "shift_bands": 6,
-                "train_stride": 1, "augment": False,
+                "train_stride": 2, "augment": True,
                 "conditions": [], "known": 1}
-    #: patches of 16 frames (0.53 s), a new one every 8 frames: about 2 per 1 s alerting window
-    audio_defaults = {**Scorer.audio_defaults, "frames": 16, "vector_hop": 8}
+    #: patches of 24 frames (0.8 s), a new one every 4 frames: one to three per 1 s alerting window
+    audio_defaults = {**Scorer.audio_defaults, "frames": 24, "vector_hop": 4}
     fit_context = ("conditions", "exposure")
 
     def __init__(self, **kw) -> None:

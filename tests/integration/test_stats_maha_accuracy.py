@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.evaluation import evaluate_audio
-from monitor.training import TrainOptions, train_audio
+from monitor.evaluation.dcase import evaluate_audio
+from monitor.training.audio import TrainOptions, train_audio
 from tests.conftest import shared_data
 from workers.model import load_model
 
