@@ -1,10 +1,10 @@
 """condition-clf on the valve split (conditions = the clips' pat_XX attribute), seeds 0-2.
 
 Issue 20 asks for a mean AUC of .70 (the AE gives .456, the issue's reference .674); what
-this classifier reached here is in the issue note and benchmarks/results/issue20/. This test
-asserts what it reaches with margin for seed noise: clearly above the AE (mean AUC >= .55),
-source clips above target clips on average is NOT asserted (too few clips). One torch thread;
-about 2 min a seed on a quiet 2-core machine.
+this classifier reaches is .591 / .518 / .619 (mean .576; benchmarks/results/issue20/), short
+of it. The bar below (.55) was set after seeing that figure: it guards the level reached
+(above the AE) against regressions, it is not the issue's target. Deterministic on one
+thread; 4-6 min a seed on a loaded 2-core machine, less when quiet.
 """
 from __future__ import annotations
 
