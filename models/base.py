@@ -85,6 +85,10 @@ class Scorer(ABC):
     #: Buffers added after model folders of this scorer were first written: a folder without
     #: them loads with their initial values (which must reproduce the older behaviour).
     added_buffers: ClassVar[tuple[str, ...]] = ()
+    #: Extra keyword arguments ``fit`` takes about the training vectors, one value per vector:
+    #: ``clip_ids`` (which training clip it came from), ``conditions`` (the index of its
+    #: clip's operating condition). Training passes the ones a scorer names here.
+    fit_context: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, input_spec: InputSpec, device: str | torch.device = "auto",
                  seed: int = 0, **hyper: Any) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 from .ae import AutoencoderScorer
 from .arima import ArimaScorer
 from .base import Scorer
+from .condition_clf import ConditionClassifierScorer
 from .conv_ae import ConvAutoencoderScorer
 from .errors import UnknownScorerError
 from .lstm_forecast import LstmForecastScorer
+from .stats_maha import StatsMahalanobisScorer
 from .tadgan import TadGanScorer
 from .ws_ae import WeaklySupervisedAEScorer
 
@@ -17,6 +19,8 @@ SCORERS: dict[str, type[Scorer]] = {
     "tadgan": TadGanScorer,
     "arima": ArimaScorer,
     "ws-ae": WeaklySupervisedAEScorer,
+    "stats-maha": StatsMahalanobisScorer,
+    "condition-clf": ConditionClassifierScorer,
 }
 
 

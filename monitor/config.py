@@ -76,6 +76,8 @@ class RouteConfig:
     streams: str = _f("*", help="glob over stream ids (the Kafka key), e.g. 'line3/pump-*'")
     model: str = _f("", help="model folder (its 'latest' version) or a version folder")
     threshold: float | None = _f(None, help="override the model's stored threshold for these streams")
+    condition: str | None = _f(None, help="the operating condition these streams run under, for a "
+                               "model that knows several (condition-clf), e.g. 'section_00_pat_01'")
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -41,8 +41,11 @@ def broken_reason(model: LoadedModel) -> str | None:
     if bad:
         return f"non-finite weights in {', '.join(sorted(bad)[:3])}"
     if model.probe is not None and len(model.probe):
+        scorer = model.scorer
+        if getattr(scorer, "condition", 0) is None and getattr(scorer, "known_conditions", None):
+            scorer = scorer.with_condition(scorer.known_conditions[0])  # any condition checks the weights
         with torch.inference_mode():
-            scores = model.scorer.score(model.probe.to(model.device))
+            scores = scorer.score(model.probe.to(model.device))
         if not torch.isfinite(scores).all():
             n = int((~torch.isfinite(scores)).sum())
             return f"{n} of {len(scores)} stored training windows score non-finite"

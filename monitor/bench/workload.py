@@ -46,10 +46,12 @@ def train_bench_model(folder: Path, *, scorer: str = "ae", epochs: int, seed: in
 
     Speed does not depend on how long it trained; the architecture is the scorer's default.
     """
-    data = write_factory(folder / "data", machines={"pump": 110.0}, normal_clips=12, test_normal=0,
-                         test_faulty=0, seconds=4.0, seed=seed)["pump"]
     from models.registry import scorer_class  # noqa: PLC0415
 
+    # clips of 4 alerting windows at least (stats-maha's window is 4 s): enough held-out windows
+    seconds = max(4.0, 4 * scorer_class(scorer).audio_defaults["window_s"])
+    data = write_factory(folder / "data", machines={"pump": 110.0}, normal_clips=12, test_normal=0,
+                         test_faulty=0, seconds=seconds, seed=seed)["pump"]
     n_epochs = epochs if "epochs" in scorer_class(scorer).defaults else None  # ARIMA has no epochs
     out, _ = train_audio(data["train"], folder / "models" / scorer,
                          TrainOptions(scorer=scorer, seed=seed, epochs=n_epochs, device="cpu", holdout=0.25))

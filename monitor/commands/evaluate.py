@@ -8,6 +8,7 @@ import numpy as np
 
 from workers.model import load_model
 
+from monitor.conditions import condition_lookup
 from monitor.evaluation.dcase import evaluate_audio
 from monitor.commands import sensor_options
 from monitor.commands.decisions import add_config_option, decisions
@@ -24,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="table", choices=("table", "json"))
     p.add_argument("--plots", metavar="DIR", help="write score histograms and the ROC curve here")
     p.add_argument("--device", default="auto")
+    p.add_argument("--conditions", metavar="CSV", help="condition-clf: clip -> condition columns "
+                   "(default: the condition in the clip names)")
     p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
     add_channel_arg(p)
     add_config_option(p)
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     bar = FileProgress("evaluate")
     try:
         res = evaluate_audio(model, args.data, hysteresis=d.hysteresis, channel=parse_channel(args.channel),
-                             progress=bar)
+                             progress=bar,
+                             condition_of=condition_lookup(args.conditions))
     finally:
         bar.close()
     results = res.pop("_results")

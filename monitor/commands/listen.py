@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from workers.input_health import AudioHealthSpec
+from workers.conditioned import bind_condition
 from workers.model import load_model
 from workers.windowing import WindowScore
 
@@ -61,6 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.add_argument("--block-ms", type=float, default=100.0, help="capture block length")
     p.add_argument("--capture-rate", type=int, help="record at this rate and resample to the model's")
+    p.add_argument("--condition", help="the operating condition of the audio, for a model that "
+                   "knows several (condition-clf), e.g. section_00_pat_01")
     p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
     p.add_argument("--compute-device", default="auto", help="where to score: auto, cpu, cuda")
     p.add_argument("--no-input-health", action="store_true",
@@ -138,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     d = decisions(args, streams=[args.stream], health=None if args.no_input_health else AudioHealthSpec())
     if args.input == "mic":
         resolve_device(args.device)  # a device error is reported before the model loads
-    model = load_model(d.model, device=args.compute_device, threshold_override=d.threshold)
+    model = bind_condition(load_model(d.model, device=args.compute_device, threshold_override=d.threshold),
+                           args.condition)
     sr = model.frontend.sample_rate
     mic = open_input(args, sample_rate=sr)
     tty = sys.stderr.isatty()

@@ -6,6 +6,7 @@ import json
 import sys
 
 from workers.input_health import AudioHealthSpec
+from workers.conditioned import bind_condition
 from workers.model import load_model
 
 from monitor.runtime.replay import replay, window_series
@@ -36,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_option(p)
     p.add_argument("--plot", metavar="FILE.png", help="score timeline with threshold and events")
     p.add_argument("--device", default="auto")
+    p.add_argument("--condition", help="the operating condition of the audio, for a model that "
+                   "knows several (condition-clf), e.g. section_00_pat_01")
     p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
     add_channel_arg(p)
     sensor_options.add_common(p)
@@ -45,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     streams = [c.path.stem for c in list_clips(args.data)] if args.config and not args.model else []
     d = decisions(args, streams=streams, health=AudioHealthSpec() if args.input_health else None)
-    model = load_model(d.model, device=args.device, threshold_override=d.threshold)
+    model = bind_condition(load_model(d.model, device=args.device, threshold_override=d.threshold),
+                           args.condition)
     if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
         return sensor_options.run_replay(args, model, hysteresis=d.hysteresis)
     bar = FileProgress("replay")  # tqdm itself: bool(bar) raises when it has no total

@@ -35,6 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin-factor", type=float, default=2.0,
                    help="with --from-model: stage-2 margin = max(stored margin, this x the "
                         "alerting threshold); labelled events already scored past the threshold")
+    p.add_argument("--conditions", metavar="CSV", help="condition-clf: clip -> condition columns "
+                   "(default: the condition in the clip names, e.g. DCASE section and attributes)")
+    p.add_argument("--exposure", metavar="DIR", help="condition-clf: other machines' normal clips, "
+                   "learnt as a 'not this machine' class")
     p.add_argument("--epochs", type=int, help="training epochs (scorer default if omitted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                         threshold_convention=args.threshold_convention,
                         threshold_q=args.threshold_q, holdout=args.holdout,
                         threshold_folds=args.threshold_folds, normal_glob=args.normal,
-                        channel=parse_channel(args.channel))
+                        channel=parse_channel(args.channel), conditions=args.conditions,
+                        exposure=args.exposure)
     progress = EpochProgress(f"train {args.scorer}")
     try:
         folder, meta = train_audio(args.data, args.out, opts, progress=progress, weak=args.weak)

@@ -7,16 +7,19 @@ decision the running service would make.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.artifacts import file_sha256
+from workers.conditioned import score_clips_conditioned
 from workers.model import LoadedModel
-from workers.offline import ClipResult, score_clips
+from workers.offline import ClipResult
 
 from monitor.alerting import AlertContext, HysteresisSpec, StreamAlerts
+from monitor.conditions import condition_from_name
 from monitor.datasets import ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError
 
@@ -71,7 +74,8 @@ def check_no_leak(model: LoadedModel, paths: list[Path]) -> None:
 
 def evaluate_audio(model: LoadedModel, data: str | Path, *,
                    hysteresis: HysteresisSpec = HysteresisSpec(), channel: int | str | None = None,
-                   progress=None) -> dict[str, Any]:
+                   progress=None,
+                   condition_of: Callable[[str], str | None] = condition_from_name) -> dict[str, Any]:
     """``progress(n)``: called as each clip has been read (scoring follows reading closely)."""
     if getattr(model.frontend, "kind", None) == "sensor":
         raise DataError(f"{model.folder}: a sensor model (channels {', '.join(model.frontend.spec.channels)}) "
@@ -96,7 +100,7 @@ def evaluate_audio(model: LoadedModel, data: str | Path, *,
                 audio[c.path.name] = (c, a)
                 yield c.path.name, a
 
-    results = score_clips(model, read_all())
+    results = score_clips_conditioned(model, read_all(), condition_of)
     require_usable(data, len(clips), len(results), report, what="labelled clips")
     rows = []
     for r in results:

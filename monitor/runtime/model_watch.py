@@ -17,6 +17,7 @@ from pathlib import Path
 
 from models.artifacts import LATEST, resolve_model_dir
 from models.errors import MonitorError
+from workers.conditioned import bind_condition
 from workers.model import LoadedModel, load_model
 from workers.model_check import check_model
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class ModelWatcher:
     def __init__(self, root: str | Path, *, current_version: str | None = None, every_s: float = 5.0,
                  device: str = "auto", threshold_override: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 condition: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(root)
         if (self.root / "meta.json").is_file():  # a version folder: watch its root
             self.root = self.root.parent
@@ -34,6 +35,7 @@ class ModelWatcher:
             raise MonitorError(f"{self.root}: no '{LATEST}' file to watch for new model versions")
         self.current = current_version
         self.every_s, self.device, self.threshold_override = every_s, device, threshold_override
+        self.condition = condition  # the route's condition, bound into every version loaded
         self.clock = clock
         self._next = clock() + every_s
         self._bad: str | None = None
@@ -55,8 +57,8 @@ class ModelWatcher:
         if version is None or version == self.current or version == self._bad:
             return None
         try:
-            model = load_model(resolve_model_dir(self.root), device=self.device,
-                               threshold_override=self.threshold_override)
+            model = bind_condition(load_model(resolve_model_dir(self.root), device=self.device,
+                                              threshold_override=self.threshold_override), self.condition)
             check_model(model)
         except MonitorError as exc:
             self._bad = version

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from models.errors import MonitorError
+from workers.conditioned import bind_condition
 from workers.model import LoadedModel, load_model
 
 from monitor.config import Config
@@ -44,12 +45,13 @@ class Router:
         self.sensor_routes: list[tuple[str, Any]] = []
         self.sensor_runners: list[Any] = []
         hyst, health = cfg.alerting.hysteresis(), cfg.alerting.health()
-        loaded: dict[tuple[str, float | None], StreamRunner] = {}
+        loaded: dict[tuple[str, float | None, str | None], StreamRunner] = {}
         for i, r in enumerate(cfg.models):
-            key = (r.model, r.threshold)
+            key = (r.model, r.threshold, r.condition)
             if key not in loaded:
                 try:
-                    model = load_model(r.model, device=cfg.service.device, threshold_override=r.threshold)
+                    model = bind_condition(load_model(r.model, device=cfg.service.device,
+                                                      threshold_override=r.threshold), r.condition)
                 except MonitorError as exc:
                     raise ConfigError(f"models[{i}].model: {exc}") from None
                 if model.meta.get("features", {}).get("kind") == "sensor":
@@ -62,7 +64,7 @@ class Router:
                     self.sensor_routes.append((r.streams, sensor))
                     continue
                 runner = StreamRunner(model, None, hysteresis=hyst, health=health,
-                                      watcher=_watcher(r.model, model, cfg, r.threshold),
+                                      watcher=_watcher(r.model, model, cfg, r.threshold, r.condition),
                                       event_audio=_event_audio(cfg))
                 if on_window is not None:  # the runner's model, which a hot reload replaces
                     runner.on_window = partial(_with_model, on_window, runner)
@@ -115,14 +117,15 @@ def _event_audio(cfg: Config) -> EventAudioStore | None:
                                           max_event_s=max(60.0, s.event_audio_retain_s)))
 
 
-def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None):
+def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None,
+             condition: str | None = None):
     """A ``ModelWatcher`` on the route's model root (hot reload), or None: switched off, or the
     folder has no ``latest`` to follow (a fixed version folder outside a model root)."""
     if cfg.service.model_reload_s <= 0:
         return None
     try:
         w = ModelWatcher(path, current_version=model.version, every_s=cfg.service.model_reload_s,
-                         device=cfg.service.device, threshold_override=threshold)
+                         device=cfg.service.device, threshold_override=threshold, condition=condition)
     except MonitorError as exc:
         log.info("no hot reload for %s: %s", path, exc)
         return None

@@ -15,12 +15,14 @@ from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_ve
 from models.base import InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.threshold import fit_threshold
+from workers.conditioned import score_clips_conditioned
 from workers.features import LogMelSpec, stack_frames
 from workers.frontend import AudioFrontEnd
 from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
 from workers.offline import score_clips
 
+from monitor.conditions import condition_lookup, fit_context
 from monitor.datasets import Clip, ReadReport, list_clips, read_clip, require_usable
 from monitor.errors import DataError, MonitorError
 from monitor.training.checks import check_fit, check_trained
@@ -51,6 +53,10 @@ class TrainOptions:
     channel: int | str | None = None
     params: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
+    #: condition-clf: a CSV of clip -> conditions (default: the clip names), and a folder of
+    #: other machines' normal clips for the "not this machine" class
+    conditions: str | None = None
+    exposure: str | None = None
 
 
 def split_holdout(clips: list[Clip], *, fraction: float, minimum: int, seed: int) -> tuple[list[Clip], list[Clip]]:
@@ -132,6 +138,9 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     frontend = AudioFrontEnd(spec, device=resolve_device(opts.device))
     vectors_of = {c.path.name: clip_vectors(frontend, audio_of[c.path], input_spec) for c in train_c}
     vectors = torch.cat(list(vectors_of.values()))
+    condition_of = condition_lookup(opts.conditions)
+    context = fit_context(cls, vectors_of, condition_of=condition_of,
+                          exposure=exposure_vectors(opts.exposure, frontend, input_spec, min_samples))
     params = dict(opts.params or {})
     if opts.epochs is not None:
         params["epochs"] = opts.epochs
@@ -164,13 +173,13 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     elif stage1 is not None:
         fit = stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
     else:
-        fit = scorer.fit(vectors, progress=progress) if labels is None else \
+        fit = scorer.fit(vectors, progress=progress, **context) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
     check_fit(fit, out)
 
     model = LoadedModel(None, {}, frontend, scorer, None, window,
                         probe=probe_windows(torch.cat(list(vectors_of.values()))))
-    held = score_clips(model, held_audio)
+    held = score_clips_conditioned(model, held_audio, condition_of)
     window_scores = [w.score for r in held for w in r.windows]
     convention = opts.threshold_convention or getattr(cls, "threshold_convention", "dcase")
     threshold = fit_threshold(window_scores, method=opts.threshold_method,
@@ -221,6 +230,18 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     log.info("model saved", extra={"model": str(folder), "threshold": round(threshold.value, 6),
                                    "seconds": meta["training"]["seconds"]})
     return folder, meta
+
+
+def exposure_vectors(folder: str | None, frontend: AudioFrontEnd, spec: InputSpec,
+                     min_samples: int) -> torch.Tensor | None:
+    """The vectors of every clip in ``--exposure`` (other machines' normal sound), or None."""
+    if folder is None:
+        return None
+    loaded = read_clips(list_clips(folder), sample_rate=frontend.sample_rate, min_samples=min_samples,
+                        report=ReadReport())
+    if not loaded:
+        raise DataError(f"{folder}: no readable exposure clips")
+    return torch.cat([clip_vectors(frontend, a, spec) for _, a in loaded])
 
 
 def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
