@@ -3,6 +3,7 @@ poller and the server. Used by ``monitor ui`` and ``monitor demo --ui``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from monitor.config import Config, kafka_client_options
 from monitor.ui.feeds import Feed, JsonlEvents, KafkaEvents, MetricsPoller
@@ -43,7 +44,7 @@ def start_web_view(cfg: Config, options: UiOptions, *, events_file: str = "",
     options = replace(options, audio_store=options.audio_store or cfg.sinks.event_audio,
                       windows_log=options.windows_log or cfg.service.windows_log)
     options.check()
-    state = UiState([Route(r.streams, r.model) for r in cfg.models])
+    state = UiState([Route(r.streams, Path(r.model)) for r in cfg.models])
     server = UiServer(state, options)
     if events_file:
         feeds: list[Feed] = [JsonlEvents(state, events_file)]

@@ -6,6 +6,7 @@ anywhere but /static (the server's Content-Security-Policy says so too).
 from __future__ import annotations
 
 import shlex
+import time
 from html import escape
 from typing import Any
 
@@ -45,7 +46,9 @@ def overview(*, labelling: bool) -> str:
     return _page("Machine monitor", body, page="overview")
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, key: str = "") -> str:
+    if key in ("start", "end") and isinstance(v, (int, float)) and v > 1e8:  # epoch seconds
+        return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(v))}.{int(v % 1 * 1000):03d} UTC"
     if isinstance(v, float):
         return f"{v:.4g}"
     return escape(str(v)) if v is not None else "&ndash;"
@@ -53,7 +56,7 @@ def _fmt(v: Any) -> str:
 
 def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
     eid = escape(ev["event_id"])
-    rows = "".join(f"<tr><th>{k}</th><td>{_fmt(ev.get(k))}</td></tr>" for k in (
+    rows = "".join(f"<tr><th>{k}</th><td>{_fmt(ev.get(k), k)}</td></tr>" for k in (
         "status", "kind", "stream", "machine", "scorer", "model_version", "start", "end",
         "peak_score", "threshold", "severity", "windows"))
     top = (ev.get("explanation") or {}).get("top_features") or []
@@ -73,9 +76,9 @@ def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
                    ' <span id="label-result"></span></section>')
     else:
         buttons = "<p class='dim'>Labelling is off in this view.</p>"
-    body = (f"<h1>Event {eid}</h1><table class='kv'>{rows}</table>"
-            f"<h2>Explanation</h2><ol>{items or '<li>none given</li>'}</ol>"
-            f"<h2>Sound</h2>{media}{buttons}")
+    body = (f"<h1>Event {eid}</h1><div class='event-grid'><div><table class='kv'>{rows}</table>"
+            f"<h2>Explanation</h2><ol>{items or '<li>none given</li>'}</ol></div>"
+            f"<div><h2>Sound</h2>{media}{buttons}</div></div>")
     return _page(f"Event {ev['event_id']}", body, page="event")
 
 

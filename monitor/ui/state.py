@@ -58,6 +58,7 @@ class UiState:
         self.changed = threading.Condition(self.lock)
         self.version = 0
         self.feed_errors: dict[str, str] = {}  # feed name -> last error (shown on the page)
+        self._scorers: dict[str, str] = {}  # model version -> scorer name
         self._raw: dict[tuple[str, str], float] = {}  # (stream, version) -> gauge at the last poll
 
     # -- writers -------------------------------------------------------------------------
@@ -150,7 +151,8 @@ class UiState:
         quiet = bool(s.history) and now - s.last_change > self.quiet_s
         state = "unhealthy" if health else ("quiet" if quiet or not s.history else "ok")
         ratio = (s.score / s.threshold) if s.score is not None and s.threshold else None
-        return {"stream": s.stream, "model_version": s.model_version, "scorer": s.scorer,
+        return {"stream": s.stream, "model_version": s.model_version,
+                "scorer": s.scorer or self._scorer(s.stream, s.model_version),
                 "score": s.score, "threshold": s.threshold, "ratio": ratio, "state": state,
                 "last_change_s": round(now - s.last_change, 1) if s.last_change else None,
                 "severity": max((e.get("severity") or 0 for e in opened), default=0.0),
@@ -159,6 +161,22 @@ class UiState:
                                 for e in opened],
                 "health": [{"kind": h["kind"], "status": h.get("status")} for h in health],
                 "trace": [round(v, 6) for _, v in s.history][-60:]}
+
+    def _scorer(self, stream: str, version: str) -> str:
+        """The scorer of a model version, from its meta.json in the route's model root (cached)."""
+        if version and version not in self._scorers:
+            route = self.route_for(stream)
+            name = ""
+            for folder in ((route.model_root / version, route.model_root) if route else ()):
+                try:
+                    meta = json.loads((folder / "meta.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                if meta.get("model_version") == version:
+                    name = meta.get("scorer", "")
+                    break
+            self._scorers[version] = name
+        return self._scorers.get(version, "")
 
     def recent_events(self, *, limit: int = 50, stream: str = "") -> list[dict[str, Any]]:
         with self.lock:

@@ -21,7 +21,7 @@ from monitor.kafka.producer import file_chunks, producer_for, publish_audio
 from .kafka_utils import TOPICS, read_jsonl, start_worker, stop, wait_for, write_config
 from .webdriver import ELEMENT, Browser, find_browser
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = pytest.mark.kafka
 
 NORMAL, FAULTY = "line3/pump-01", "line3/pump-02"
 
@@ -76,7 +76,7 @@ def test_engineer_sees_the_event_listens_and_labels_it(browser, factory, trained
                      timeout=15, what="the server-sent events stream to connect")
             producer = producer_for(broker.bootstrap)
             publish_audio(producer, "machine-audio", file_chunks([normal, faulty], names=[NORMAL, FAULTY]),
-                          start_ts_ns=time.time_ns(), realtime=False)
+                          start_ts_ns=time.time_ns(), realtime=True)
             producer.close()
             # the faulty stream's event appears on the page without a reload
             _wait_dom(browser, f'a.event-link[data-stream="{FAULTY}"]', timeout=120,
@@ -88,6 +88,9 @@ def test_engineer_sees_the_event_listens_and_labels_it(browser, factory, trained
             rows = browser.run("return [...document.querySelectorAll('#streams tbody tr')]"
                                ".map(r => r.dataset.stream)")
             assert set(rows) == {NORMAL, FAULTY}
+            models = browser.run("return [...document.querySelectorAll('#streams tbody tr')]"
+                                 ".map(r => r.children[2].textContent)")
+            assert all(m.startswith("ae ae-") for m in models), models  # scorer and version
             assert not [e for e in read_jsonl(events) if e["stream"] == NORMAL and e["kind"] == "machine"]
             link = browser.find(f'a.event-link[data-stream="{FAULTY}"]')[0]
             event_id = browser.run("return arguments[0].textContent", {ELEMENT: link})

@@ -12,6 +12,8 @@ const el = (tag, attrs = {}, ...kids) => {
   return e;
 };
 const fmt = (v) => (v === null || v === undefined ? "–" : (typeof v === "number" ? Number(v.toPrecision(4)) : v));
+// stream-clock seconds: epoch seconds (live input) as UTC time, stream offsets as they are
+const when = (t) => (typeof t === "number" && t > 1e8 ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 23) : fmt(t));
 const SVG = "http://www.w3.org/2000/svg";
 
 function sparkline(trace, threshold) {
@@ -29,6 +31,9 @@ function sparkline(trace, threshold) {
   const p = document.createElementNS(SVG, "polyline");
   p.setAttribute("points", trace.map((v, i) => `${x(i)},${y(v)}`).join(" "));
   p.setAttribute("class", "score"); svg.append(p);
+  const dot = document.createElementNS(SVG, "circle");  // the latest score, visible even alone
+  dot.setAttribute("cx", x(trace.length - 1)); dot.setAttribute("cy", y(trace[trace.length - 1]));
+  dot.setAttribute("r", 2.5); svg.append(dot);
   return svg;
 }
 
@@ -59,7 +64,7 @@ async function refresh() {
     const evs = await (await fetch("/api/events?limit=30")).json();
     document.querySelector("#events tbody").replaceChildren(...evs.map((e) => el("tr", { class: `ev-${e.status}` },
       el("td", {}, el("a", { href: `/event/${e.event_id}`, class: "event-link", "data-stream": e.stream }, e.event_id)),
-      el("td", {}, e.status), el("td", {}, e.stream), el("td", {}, fmt(e.start)),
+      el("td", {}, e.status), el("td", {}, e.stream), el("td", {}, when(e.start)),
       el("td", {}, fmt(e.severity)), el("td", {}, fmt(e.peak_score)))));
   } catch (err) {
     document.getElementById("live").textContent = `error: ${err}`;
