@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.config import Config, kafka_client_options
+from monitor.config import Config
 from monitor.ui.feeds import Feed, JsonlEvents, KafkaEvents, MetricsPoller
 from monitor.ui.server import UiOptions, UiServer
 from monitor.ui.state import Route, UiState
@@ -49,8 +49,7 @@ def start_web_view(cfg: Config, options: UiOptions, *, events_file: str = "",
     if events_file:
         feeds: list[Feed] = [JsonlEvents(state, events_file)]
     else:
-        feeds = [KafkaEvents(state, bootstrap=cfg.kafka.bootstrap, topic=cfg.kafka.events_topic,
-                             client_options=kafka_client_options(cfg.kafka))]
+        feeds = [KafkaEvents(state, cfg.kafka, topic=cfg.kafka.events_topic)]
     urls = metrics_urls(cfg) + list(extra_metrics)
     if urls:
         feeds.append(MetricsPoller(state, urls, every_s=metrics_every_s))

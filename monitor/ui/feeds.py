@@ -49,41 +49,27 @@ class Feed:
 
 
 class KafkaEvents(Feed):
-    """Reads the events topic from its beginning, every partition, without a consumer group
-    (the view commits nothing and never takes partitions from anyone)."""
+    """Follows the events topic from its beginning, every partition, without a consumer group
+    (the view commits nothing and never takes partitions from anyone): ``monitor events``'
+    reader, with the config's security settings."""
 
     name = "events-topic"
 
-    def __init__(self, state: UiState, *, bootstrap: str, topic: str, client_options: dict | None = None):
+    def __init__(self, state: UiState, kafka, *, topic: str):
         super().__init__(state)
-        self.bootstrap, self.topic, self.opts = bootstrap, topic, client_options or {}
+        self.kafka, self.topic = kafka, topic
 
     def loop(self) -> None:
-        from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
+        from monitor.kafka.read_events import read_events  # noqa: PLC0415
 
-        c = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False,
-                          group_id=None, **self.opts)
-        try:
-            parts = None
-            while not parts and not self.stopping.is_set():
-                parts = c.partitions_for_topic(self.topic)
-                if not parts:
-                    self.state.note_feed(self.name, f"topic {self.topic} not found on {self.bootstrap}")
-                    self.stopping.wait(1.0)
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts or ())]
-            c.assign(tps)
-            c.seek_to_beginning(*tps)
-            self.state.note_feed(self.name, None)
-            while not self.stopping.is_set():
-                for _tp, msgs in c.poll(timeout_ms=300).items():
-                    for m in msgs:
-                        try:
-                            self.state.add_event(json.loads(m.value))
-                        except (json.JSONDecodeError, TypeError, AttributeError):
-                            log.warning("not an event on the events topic", extra={
-                                "topic": m.topic, "partition": m.partition, "offset": m.offset})
-        finally:
-            c.close()
+        self.state.note_feed(self.name, None)
+        for _ts, ev, raw in read_events(self.kafka, topic=self.topic, follow=True, idle_ms=300,
+                                        stopping=self.stopping):
+            if isinstance(ev, dict):
+                self.state.add_event(ev)
+            else:
+                log.warning("not an event on the events topic", extra={"topic": self.topic,
+                                                                        "value": raw[:200]})
 
 
 class JsonlEvents(Feed):
