@@ -14,10 +14,11 @@ from monitor.commands import bench
 from monitor.commands import devices, listen
 from monitor.commands import label
 from monitor.commands import events
+from monitor.commands import ui
 from monitor.logs import setup_logging
 
 COMMANDS = [train, evaluate, replay, demo, run_cmd, produce, check_config, broker, bench, listen, devices, label,
-            events]
+            events, ui]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=16.0, help="length of each live audio stream")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--ui", action="store_true", help="serve the live web view (127.0.0.1, labelling "
+                   "on), print its URL, and keep it up after the run until Ctrl-C")
+    p.add_argument("--ui-port", type=int, default=8090, help="the web view's port (0 = any free)")
     p.set_defaults(run=run)
 
 
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml", env={}, overrides=[
             f"kafka.bootstrap={broker.bootstrap}", f"kafka.group_id=demo-{time.time_ns()}",
             f"service.device={args.device}", f"service.windows_log={windows_path}",
-            f"sinks.jsonl={events_path}"])
+            f"sinks.jsonl={events_path}"] + (_ui_overrides(out) if args.ui else []))
         routes = [{"streams": "line3/pump-*", "model": str(models["pump"])},
                   {"streams": "line3/fan-*", "model": str(models["fan"])},
                   {"streams": "line3/rig-*", "model": str(sensor_folder.parent)}]
@@ -142,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"   {time.perf_counter() - t_live:5.1f}s  " + describe(event), flush=True)
 
         worker = Worker(cfg, event_sinks=[Printer()])
+        view = _start_ui(cfg, args.ui_port) if args.ui else None
         t_live = time.perf_counter()
         thread = threading.Thread(target=worker.run, name="worker", daemon=True)
         thread.start()
@@ -164,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         producer.close()
         sensor.join(30)
         _wait_quiet(windows_path, timeout=20)
+        if view is not None:
+            _hold_ui(view)
         worker.stop()
         thread.join(15)
         live_s = time.perf_counter() - t_live
@@ -179,6 +185,45 @@ def run(args: argparse.Namespace) -> int:
     print(f"done in {time.perf_counter() - t0:.0f} s")
     detected = {e["stream"] for e in opened}
     return 0 if {"line3/pump-02", "line3/fan-01"} <= detected else 1
+
+
+def _ui_overrides(out: Path) -> list[str]:
+    """The web view needs the workers' /metrics and the event audio store."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [f"health.port={port}", f"sinks.event_audio={out / 'event_audio'}"]
+
+
+def _start_ui(cfg, port: int):
+    from monitor.ui.app import start_web_view  # noqa: PLC0415
+    from monitor.ui.server import UiOptions  # noqa: PLC0415
+
+    view = start_web_view(cfg, UiOptions(port=port, labelling=True))
+    print(f"   web view: {view.url} (live now; stays up after the run until Ctrl-C)", flush=True)
+    return view
+
+
+def _hold_ui(view) -> None:
+    """Until Ctrl-C (or SIGTERM). Python leaves SIGINT ignored when the demo was started in the
+    background by a script, so the handler is installed here, as ``monitor listen`` does."""
+    import signal  # noqa: PLC0415
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"   the run is over; the web view stays up on {view.url}: press Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("   stopping the web view")
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        view.close()
 
 
 def _publish_sensors(kafka, *, speed: float = 30.0) -> None:

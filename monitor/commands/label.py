@@ -9,6 +9,7 @@ then retrains from them. ``--list`` shows the events and whether their audio is 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import shutil
 import time
@@ -34,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", metavar="DIR", help="the event audio store "
                    "(default: event_audio/ beside EVENTS.jsonl)")
     p.add_argument("--note", default="", help="free text kept with the label")
+    p.add_argument("--by", default="", help="who labels (default: the OS user)")
     p.add_argument("--list", action="store_true", help="list the events and their audio")
     p.set_defaults(run=run)
 
@@ -62,7 +64,7 @@ def model_root(path: str | Path) -> Path:
 
 
 def label_event(*, events: str | Path, event_id: str, label: str, labels: str | Path,
-                audio_store: str | Path, note: str = "") -> dict[str, Any]:
+                audio_store: str | Path, note: str = "", by: str = "") -> dict[str, Any]:
     """Record one label and copy its audio beside the labels file; returns the record."""
     events = Path(events)
     found = read_events(events)
@@ -70,6 +72,16 @@ def label_event(*, events: str | Path, event_id: str, label: str, labels: str | 
     if ev is None:
         raise DataError(f"{events}: no machine event with event_id {event_id!r} "
                         f"({len(found)} events; see `monitor label {events} --list`)")
+    return write_label(ev, label=label, labels=labels, audio_store=audio_store, note=note, by=by)
+
+
+def write_label(ev: dict[str, Any], *, label: str, labels: str | Path, audio_store: str | Path,
+                note: str = "", by: str = "") -> dict[str, Any]:
+    """The label record of machine event ``ev`` (who, when), appended to ``labels``, with the
+    event's audio copied beside it; ``monitor label`` and the web view both write through here."""
+    event_id = ev["event_id"]
+    if label not in ("fault", "normal"):
+        raise DataError(f"label {label!r}: expected fault or normal")
     kept = find_event_audio(audio_store, event_id)
     if kept is None:
         raise DataError(f"{audio_store}: no audio kept for event {event_id} (never stored, or "
@@ -83,10 +95,19 @@ def label_event(*, events: str | Path, event_id: str, label: str, labels: str | 
            "stream": ev.get("stream"), "machine": ev.get("machine"), "start": ev.get("start"),
            "end": ev.get("end"), "model_version": ev.get("model_version"),
            "peak_score": ev.get("peak_score"), "audio_complete": kept[1].get("complete"),
-           "note": note, "labelled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "note": note, "labelled_by": by or default_labeller(),
+           "labelled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(labels, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec) + "\n")
     return rec
+
+
+def default_labeller() -> str:
+    """Who labels when nobody says: the OS user running the command."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                         "or --labels FILE")
     labels = Path(args.labels) if args.labels else model_root(args.model) / LABELS
     rec = label_event(events=events, event_id=args.event_id, label=args.label, labels=labels,
-                      audio_store=store, note=args.note)
+                      audio_store=store, note=args.note, by=args.by)
     print(f"labelled {rec['event_id']} as {rec['label']} ({rec['stream']}, "
           f"t={rec['start']:.2f}-{rec['end']:.2f}s) -> {labels}")
     return 0

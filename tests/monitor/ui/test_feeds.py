@@ -1,0 +1,77 @@
+"""The web view's feeds against real parts: a worker's real health server (/metrics), a JSON-lines
+events file being appended to, and the command's wiring (URLs from a config)."""
+from __future__ import annotations
+
+import json
+
+from monitor.config import load_config
+from monitor.service.health import HealthServer, Metrics
+from monitor.ui.app import metrics_urls
+from monitor.ui.feeds import JsonlEvents, MetricsPoller
+from monitor.ui.state import UiState
+
+from tests.integration.kafka_utils import wait_for
+
+
+def test_metrics_poller_reads_a_workers_scores():
+    metrics = Metrics(stream_limit=10)
+    server = HealthServer(host="127.0.0.1", port=0, metrics=metrics)
+    state = UiState()
+    poller = MetricsPoller(state, [f"http://127.0.0.1:{server.port}/metrics"], every_s=0.1).start()
+    try:
+        metrics.window_scored("line3/pump-02", "ae-v1", 12.5, 30.0)
+        wait_for(lambda: state.history("line3/pump-02"), timeout=10, what="the first score")
+        metrics.window_scored("line3/pump-02", "ae-v1", 45.0, 30.0)
+        wait_for(lambda: len(state.history("line3/pump-02")) == 2, timeout=10, what="the second score")
+        row = state.overview()["streams"][0]
+        assert (row["score"], row["threshold"], row["model_version"]) == (45.0, 30.0, "ae-v1")
+        assert row["trace"] == [12.5, 45.0] and row["ratio"] == 1.5
+        # a hot-loaded version: the old version's gauge stands still and is not taken for news
+        metrics.window_scored("line3/pump-02", "ae-v2", 20.0, 25.0)
+        wait_for(lambda: state.overview()["streams"][0]["model_version"] == "ae-v2", timeout=10,
+                 what="the new version")
+        import time
+
+        time.sleep(0.5)
+        assert state.overview()["streams"][0]["trace"] == [12.5, 45.0, 20.0]
+    finally:
+        poller.stop()
+        server.close()
+    assert not state.feed_errors
+
+
+def test_metrics_poller_reports_a_worker_that_is_down():
+    state = UiState()
+    poller = MetricsPoller(state, ["http://127.0.0.1:9/metrics"], every_s=0.1).start()
+    try:
+        wait_for(lambda: state.feed_errors.get("metrics"), timeout=10, what="the error")
+        assert "127.0.0.1:9" in state.feed_errors["metrics"]
+    finally:
+        poller.stop()
+
+
+def test_jsonl_feed_follows_the_file(tmp_path):
+    path = tmp_path / "events.jsonl"
+    state = UiState()
+    feed = JsonlEvents(state, path).start()
+    try:
+        wait_for(lambda: state.feed_errors.get("events-file"), timeout=5, what="no file yet")
+        ev = {"event_id": "a" * 24, "status": "open", "kind": "machine", "stream": "s", "severity": 0.3}
+        with open(path, "a") as f:
+            f.write(json.dumps(ev) + "\n" + json.dumps({**ev, "event_id": "b" * 24})[:20])  # a half line
+        wait_for(lambda: state.event("a" * 24), timeout=5, what="the first event")
+        assert state.event("b" * 24) is None
+        with open(path, "a") as f:
+            f.write(json.dumps({**ev, "event_id": "b" * 24})[20:] + "\n")
+            f.write(json.dumps({**ev, "status": "closed"}) + "\n")
+        wait_for(lambda: state.event("b" * 24), timeout=5, what="the completed line")
+        wait_for(lambda: state.event("a" * 24)["status"] == "closed", timeout=5, what="the close")
+        assert state.streams["s"].open_events == {"b" * 24}
+    finally:
+        feed.stop()
+
+
+def test_metrics_urls_follow_the_workers_ports():
+    cfg = load_config(None, env={}, overrides=["health.port=9200", "service.workers=3", "health.host=0.0.0.0"])
+    assert metrics_urls(cfg) == [f"http://127.0.0.1:{9200 + i}/metrics" for i in range(3)]
+    assert metrics_urls(load_config(None, env={}, overrides=["health.port=0"])) == []

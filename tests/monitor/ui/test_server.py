@@ -1,0 +1,248 @@
+"""The web view's server, through a real HTTP client against the real server on a free port:
+auth, paths, labelling (the record `monitor label` writes), paging, live updates, feeds."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.alerting.events import make_event
+from monitor.errors import ConfigError
+from monitor.runtime.event_audio import EventAudioSpec, EventAudioStore
+from monitor.sources.base import AudioChunk
+from monitor.ui.server import UiOptions, UiServer
+from monitor.ui.state import Route, UiState
+
+SR = 16000
+STREAM = "line3/pump-02"
+
+
+def _event(status="closed", start=16000, end=40000, **kw):
+    return make_event(status=status, kind="machine", stream=STREAM, machine="pump", scorer="ae",
+                      model_version="ae-v1", start_sample=start, end_sample=end, sample_rate=SR,
+                      peak_score=42.0, threshold=30.0, severity=0.4, windows=5,
+                      explanation={"top_features": [{"index": 3, "name": "mel3", "share": 0.5}]}, **kw)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """An event with its audio written by the real event-audio store, a model root for labels."""
+    store = EventAudioStore(EventAudioSpec(tmp_path / "event_audio", retain_s=5.0))
+    rng = np.random.default_rng(0)
+    for i in range(30):  # 3 s of 100 ms chunks
+        x = (0.1 * rng.standard_normal(1600)).astype(np.float32)
+        store.on_chunk(AudioChunk(stream=STREAM, samples=x, sample_rate=SR, start_sample=i * 1600))
+    ev = _event()
+    assert store.on_event(ev) is not None
+    root = tmp_path / "models" / "pump"
+    root.mkdir(parents=True)
+    state = UiState([Route("line3/pump-*", root)])
+    state.add_event(ev)
+    return {"store": tmp_path / "event_audio", "event": ev, "root": root, "state": state, "tmp": tmp_path}
+
+
+def _serve(setup, **kw) -> UiServer:
+    opts = UiOptions(port=0, audio_store=str(setup["store"]), **kw)
+    return UiServer(setup["state"], opts).start()
+
+
+def _get(ui, path, headers=None, method="GET", body=None):
+    c = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def test_token_required_everywhere(setup):
+    ui = _serve(setup, token="s3cret")
+    try:
+        eid = setup["event"]["event_id"]
+        for path in ("/", f"/event/{eid}", f"/audio/{eid}.wav", "/api/overview", "/labels", "/static/app.js"):
+            assert _get(ui, path)[0] == 401, path
+            assert _get(ui, path, {"Authorization": "Bearer wrong"})[0] == 401, path
+        assert _get(ui, "/api/overview", {"Authorization": "Bearer s3cret"})[0] == 200
+        basic = base64.b64encode(b"ana:s3cret").decode()
+        assert _get(ui, "/api/overview", {"Authorization": f"Basic {basic}"})[0] == 200
+        code, headers, _ = _get(ui, "/?token=s3cret")  # a browser's first visit: sets a cookie
+        assert code == 200
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert _get(ui, "/api/overview", {"Cookie": cookie})[0] == 200
+        assert _get(ui, "/api/label", {"Content-Type": "application/json"}, "POST", "{}")[0] == 401
+    finally:
+        ui.close()
+
+
+def test_no_path_outside_the_event_audio_store(setup):
+    secret = setup["tmp"] / "secret.wav"
+    secret.write_bytes(b"RIFF not for you")
+    link = setup["store"] / ("ab" * 12 + ".wav")  # a valid-looking id that links outside the store
+    os.symlink(secret, link)
+    ui = _serve(setup)
+    try:
+        eid = setup["event"]["event_id"]
+        code, headers, data = _get(ui, f"/audio/{eid}.wav")
+        assert code == 200 and headers["Content-Type"] == "audio/wav" and data[:4] == b"RIFF"
+        for path in ("/audio/../secret.wav", "/audio/..%2Fsecret.wav", "/audio/%2E%2E/secret.wav",
+                     f"/audio/{'ab' * 12}.wav", "/audio//etc/passwd.wav", "/static/../server.py",
+                     "/static/..%2Fserver.py", "/static/%2E%2E%2Fstate.py", f"/figure/../{eid}.png"):
+            code, _, data = _get(ui, path)
+            assert code == 404, path
+            assert b"not for you" not in data
+    finally:
+        ui.close()
+
+
+def test_label_record_is_the_one_monitor_label_writes(setup, tmp_path):
+    from monitor.cli import main
+
+    ev = setup["event"]
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(ev) + "\n")
+    cli_root = tmp_path / "cli-model"
+    cli_root.mkdir()
+    assert main(["label", str(events), "--event-id", ev["event_id"], "--as", "fault", "--model",
+                 str(cli_root), "--audio", str(setup["store"]), "--by", "ana", "--note", "bearing"]) == 0
+    ui = _serve(setup, labelling=True)
+    try:
+        body = json.dumps({"event_id": ev["event_id"], "label": "fault", "by": "ana", "note": "bearing"})
+        code, _, data = _get(ui, "/api/label", {"Content-Type": "application/json"}, "POST", body)
+        assert code == 200, data
+    finally:
+        ui.close()
+    cli = json.loads((cli_root / "labels.jsonl").read_text().splitlines()[-1])
+    web = json.loads((setup["root"] / "labels.jsonl").read_text().splitlines()[-1])
+    assert json.loads(data) == web
+    t_cli, t_web = cli.pop("labelled_at"), web.pop("labelled_at")
+    assert web == cli
+    assert web["labelled_by"] == "ana" and web["label"] == "fault"
+    assert abs(time.mktime(time.strptime(t_web, "%Y-%m-%dT%H:%M:%SZ"))
+               - time.mktime(time.strptime(t_cli, "%Y-%m-%dT%H:%M:%SZ"))) < 60
+    assert (setup["root"] / web["audio"]).read_bytes() == (cli_root / cli["audio"]).read_bytes()
+
+
+def test_basic_auth_user_is_who_labels(setup):
+    ui = _serve(setup, labelling=True, token="t0k")
+    try:
+        basic = base64.b64encode(b"bob:t0k").decode()
+        body = json.dumps({"event_id": setup["event"]["event_id"], "label": "normal", "by": "mallory"})
+        code, _, data = _get(ui, "/api/label", {"Authorization": f"Basic {basic}"}, "POST", body)
+        assert code == 200 and json.loads(data)["labelled_by"] == "bob"
+    finally:
+        ui.close()
+
+
+def test_read_only_unless_labelling_is_on(setup):
+    ui = _serve(setup)
+    try:
+        body = json.dumps({"event_id": setup["event"]["event_id"], "label": "fault"})
+        code, _, _ = _get(ui, "/api/label", {}, "POST", body)
+        assert code == 403
+        assert not (setup["root"] / "labels.jsonl").exists()
+        _, _, page = _get(ui, f"/event/{setup['event']['event_id']}")
+        assert b"label-fault" not in page and b"Labelling is off" in page
+    finally:
+        ui.close()
+
+
+def test_refuses_to_bind_beyond_loopback_with_labelling_and_no_token(setup):
+    with pytest.raises(ConfigError, match="token"):
+        UiServer(setup["state"], UiOptions(host="0.0.0.0", port=0, labelling=True))
+    ui = UiServer(setup["state"], UiOptions(host="0.0.0.0", port=0, labelling=True, token="x"))
+    ui.server.server_close()
+
+
+def test_event_page_has_details_figure_and_audio(setup):
+    ui = _serve(setup, labelling=True)
+    try:
+        eid = setup["event"]["event_id"]
+        code, _, page = _get(ui, f"/event/{eid}")
+        text = page.decode()
+        assert code == 200
+        for needle in (f'src="/audio/{eid}.wav"', f'src="/figure/{eid}.png"', "mel3", "42", "label-fault"):
+            assert needle in text, needle
+        code, headers, png = _get(ui, f"/figure/{eid}.png")
+        assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and headers["Content-Type"] == "image/png"
+        assert _get(ui, "/event/" + "0" * 24)[0] == 404
+    finally:
+        ui.close()
+
+
+def test_overview_pages_and_filters_1000_streams(setup):
+    state = setup["state"]
+    rows = [(f"hall/m-{i:04d}", "ae-v1", float(i % 50), 30.0) for i in range(1000)]
+    state.add_scores(rows)
+    state.add_event(_event(status="open", start=80000, end=96000))  # line3/pump-02 has an open event
+    ui = _serve(setup)
+    try:
+        _, _, data = _get(ui, "/api/overview?page=0&per_page=50")
+        ov = json.loads(data)
+        assert ov["total"] == 1001 and len(ov["streams"]) == 50
+        assert ov["streams"][0]["stream"] == STREAM and ov["streams"][0]["open_events"]
+        ratios = [r["ratio"] for r in ov["streams"][1:]]
+        assert ratios == sorted(ratios, reverse=True)  # then by score / threshold
+        _, _, data = _get(ui, "/api/overview?q=m-09&per_page=50&page=1")
+        ov = json.loads(data)
+        assert ov["total"] == 100 and ov["page"] == 1 and len(ov["streams"]) == 50
+        assert all("m-09" in r["stream"] for r in ov["streams"])
+        _, _, data = _get(ui, "/api/overview?page=999")
+        assert json.loads(data)["page"] == 20  # clamped to the last page
+    finally:
+        ui.close()
+
+
+def test_quiet_and_unhealthy_streams_are_visible():
+    state = UiState(quiet_s=5.0)
+    state.add_scores([("a", "v", 1.0, 2.0), ("b", "v", 1.0, 2.0)], now=100.0)
+    state.add_scores([("a", "v", 1.5, 2.0), ("b", "v", 1.0, 2.0)], now=110.0)  # b's gauge stood still
+    state.add_event({"event_id": "c" * 24, "status": "open", "kind": "clipping", "stream": "a"})
+    rows = {r["stream"]: r for r in state.overview(now=111.0)["streams"]}
+    assert rows["a"]["state"] == "unhealthy" and rows["a"]["health"][0]["kind"] == "clipping"
+    assert rows["b"]["state"] == "quiet" and rows["b"]["last_change_s"] == 11.0
+    state.add_event({"event_id": "c" * 24, "status": "closed", "kind": "clipping", "stream": "a"})
+    assert {r["stream"]: r for r in state.overview(now=111.0)["streams"]}["a"]["state"] == "ok"
+
+
+def test_server_sent_events_announce_changes(setup):
+    ui = _serve(setup, sse_min_interval_s=0.05)
+    try:
+        r = urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/api/updates", timeout=10)
+        first = r.readline()
+        assert first.startswith(b"data: ")
+        r.readline()
+        setup["state"].add_event(_event(status="open", start=99999, end=120000))
+        second = r.readline()
+        assert int(second[6:]) > int(first[6:])
+        r.close()
+    finally:
+        ui.close()
+
+
+def test_labels_page_lists_labels_and_the_retrain_command(setup):
+    ui = _serve(setup, labelling=True)
+    try:
+        body = json.dumps({"event_id": setup["event"]["event_id"], "label": "fault", "by": "ana"})
+        assert _get(ui, "/api/label", {}, "POST", body)[0] == 200
+        _, _, page = _get(ui, "/labels")
+        text = page.decode()
+        assert setup["event"]["event_id"] in text and "ana" in text
+        assert f"monitor train --scorer ws-ae --from-model {setup['root']}" in text
+    finally:
+        ui.close()
+
+
+def test_static_assets_ship_in_the_package():
+    from importlib import resources
+
+    for name in ("app.js", "style.css"):
+        assert resources.files("monitor.ui").joinpath("static", name).read_bytes()
+    text = Path("pyproject.toml").read_text()
+    assert '"monitor.ui" = ["static/*.js", "static/*.css"]' in text
