@@ -12,14 +12,13 @@ multivariate EWMA chart statistic (``models/series.py``). Small windows (the con
 """
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 from torch import nn
 
-from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
-                    finite_or_raise, time_ordered_split)
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
+                    time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
 from ..series import COMBINE, mewma_precision, window_score
 from .net import LstmForecaster
@@ -89,44 +88,26 @@ class LstmForecastScorer(Scorer):
         train, val = time_ordered_split(x, h["validation"])
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
-        best, best_state, stale, epochs_run = float("inf"), None, 0, 0
+
+        def validation() -> float:
+            with torch.no_grad():
+                return float(self._loss(val))
+
         t0 = time.perf_counter()
-        loss_value = float("nan")
-        for epoch in range(h["epochs"]):
-            self.module.train()
-            total, count = 0.0, 0
-            for idx in epoch_batches(len(train), h["batch_size"], gen):
-                xb = train[idx.to(self.device)]
-                opt.zero_grad(set_to_none=True)
-                loss = self._loss(xb)
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-                count += len(idx)
-            loss_value = finite_or_raise(self.name, total / max(count, 1))
-            epochs_run = epoch + 1
-            if val is not None:
-                self.module.eval()
-                with torch.no_grad():
-                    v = float(self._loss(val))
-                if v < best - 3e-4 * abs(best if best < float("inf") else 1.0):
-                    best, best_state, stale = v, copy.deepcopy(self.module.state_dict()), 0
-                else:
-                    stale += 1
-            if progress is not None:
-                progress(epoch + 1, h["epochs"], loss_value)
-            if val is not None and stale >= h["patience"]:
-                break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
-        self.module.eval()
+        info = train_by_epochs(
+            self.name, self.module,
+            lambda: minibatch_epoch(opt, lambda idx: self._loss(train[idx]), len(train), h["batch_size"],
+                                    gen, self.device),
+            epochs=h["epochs"], val_loss=validation if val is not None else None,
+            stopping=EarlyStopping(h["patience"], min_delta=3e-4, restore_best=True), progress=progress)
         with torch.no_grad():
             errs = torch.cat([self._errors(x[i:i + 1024]) for i in range(0, len(x), 1024)])
             self.module.err_scale.copy_(errs.abs().mean(dim=(0, 1)).clamp_min(1e-6))
             if h["combine"] == "mewma":
                 self.module.precision.copy_(mewma_precision(errs / self.module.err_scale, h["span"]))
-        return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
-                         n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None,
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
+                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
+                                                       "best_epoch": info["best_epoch"],
                                                        "err_scale": self.module.err_scale.tolist()})
 
     @torch.inference_mode()
