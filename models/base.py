@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ScorerError
+from .sensor_rules import SensorRule
 
 #: ``progress(epoch, epochs, loss)``; the CLI passes a tqdm bar or a log line.
 Progress = Callable[[int, int, float], None]
@@ -83,6 +84,9 @@ class Scorer(ABC):
     #: How audio is cut for this scorer: log-mel settings, frames per vector (``frames``),
     #: frames between vectors (``vector_hop``) and the alerting window (DESIGN §3).
     audio_defaults: ClassVar[dict[str, Any]] = AUDIO_DEFAULTS
+    #: How sensor windows are cut for this scorer: window length and training stride from the
+    #: training rows (``models/sensor_rules.py``).
+    sensor_rule: ClassVar[SensorRule] = SensorRule(frames=10, min_frames=10, train_windows=5000)
     #: Buffers added after model folders of this scorer were first written: a folder without
     #: them loads with their initial values (which must reproduce the older behaviour).
     added_buffers: ClassVar[tuple[str, ...]] = ()

@@ -16,6 +16,7 @@ from torch import nn
 from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
                     time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule
 from .net import ConvAutoencoder
 
 
@@ -23,8 +24,9 @@ class ConvAutoencoderScorer(Scorer):
     name = "conv-ae"
     defaults = {"filters": [32, 16], "kernel": 7, "dropout": 0.2, "output": "shared", "epochs": 100,
                 "batch_size": 32, "lr": 1e-3, "validation": 0.1, "patience": 5}
-    #: The SKAB notebook's N_STEPS.
-    sensor_defaults = {"frames": 60}
+    #: At most the SKAB notebook's N_STEPS (60), shorter for a shorter dominant period (down to
+    #: 20), a multiple of 4 (the encoder halves time twice); at most 5,000 training windows.
+    sensor_rule = SensorRule(frames=60, min_frames=20, train_windows=5000, multiple=4)
 
     def build(self) -> nn.Module:
         h = self.hyper

@@ -8,7 +8,8 @@ channel's mean training error (learned in ``fit``), EWMA-smoothed over the windo
 steps (``span``) and read at the last step: the window's score is about its newest reading.
 Channels are combined by ``combine`` (mean, max or rms); the per-channel values are the
 explanation. ``combine="mewma"`` smooths the signed errors instead and scores their
-multivariate EWMA chart statistic (``models/series.py``). Small windows (the contract test's T = 5) shrink context and horizon to fit.
+multivariate EWMA chart statistic (``models/series.py``). The context is at most half the
+window, and small windows (the contract test's T = 5) shrink the horizon to fit.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import nn
 from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
                     time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule
 from ..series import COMBINE, mewma_precision, window_score
 from .net import LstmForecaster
 
@@ -30,8 +32,10 @@ class LstmForecastScorer(Scorer):
     defaults = {"hidden": 80, "layers": 2, "dropout": 0.3, "horizon": 10, "context": 50,
                 "span": 10, "combine": "mean", "epochs": 35, "batch_size": 70, "lr": 1e-3,
                 "validation": 0.2, "patience": 10}
-    #: Sensor windows: 250 input steps + the 10 forecast ones (telemanom's l_s, n_predictions).
-    sensor_defaults = {"frames": 260}
+    #: Sensor windows: at most telemanom's 250 input steps + its 10 forecast ones (l_s,
+    #: n_predictions), shorter for a shorter dominant period (down to 40); at most 500 training
+    #: windows per fit.
+    sensor_rule = SensorRule(frames=260, min_frames=40, train_windows=500)
 
     def build(self) -> nn.Module:
         h = self.hyper
@@ -51,8 +55,10 @@ class LstmForecastScorer(Scorer):
     # -- window layout ------------------------------------------------------------------
     @property
     def first_position(self) -> int:
-        """Index of the first step whose forecast counts (after the warm-up context)."""
-        return min(self.hyper["context"], self.input_spec.frames - 2)
+        """Index of the first step whose forecast counts (after the warm-up context): at most
+        half the window warms up, so short windows (SKAB's) keep steps to score."""
+        t = self.input_spec.frames
+        return min(self.hyper["context"], t // 2, t - 2)
 
     @property
     def steps(self) -> int:
