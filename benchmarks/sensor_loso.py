@@ -7,7 +7,8 @@ For each scorer there are two candidate settings: its default (rules from the tr
 fixed before any default run; no subset's labels chose them) and the hand-set rows (settings
 written per benchmark, each chosen on the subset it is reported on). For each labelled subset
 (NAB artificialWithAnomaly, NAB realKnownCause, SKAB), the candidate with the higher mean F1 on
-the *other two* is "chosen", and its F1 on the held-out subset is what a user with no labels
+the *other two* is "chosen" (ties go to the default; "not run" = a candidate lacks a result
+there), and its F1 on the held-out subset is what a user with no labels
 for that kind of data would get. NAB artificialNoAnomaly (no anomalies: every event is a false
 alarm) is reported beside it for the defaults.
 """
@@ -42,7 +43,8 @@ def check(scorer: str) -> dict:
         for name, res in cands.items():
             if all(res.get(p) for p in others):
                 scored[name] = sum(res[p]["f1"] for p in others) / len(others)
-        chosen = max(scored, key=scored.get) if scored else None
+        # both candidates must have run on the other two (ties go to the default)
+        chosen = max(scored, key=scored.get) if len(scored) == len(cands) else None
         got = cands[chosen].get(held) if chosen else None
         default = cands["default"].get(held)
         rows[held] = {"chosen_on_others": chosen, "others_mean_f1": scored,
@@ -65,7 +67,7 @@ def main() -> None:
     for r in results:
         for held, row in r["subsets"].items():
             far = f" (FAR {row['default_far']:.2f} %)" if row["default_far"] is not None else ""
-            lines.append(f"| {r['scorer']} | {held} | {row['chosen_on_others'] or '-'} | {fmt(row['held_out_f1'])} | "
+            lines.append(f"| {r['scorer']} | {held} | {row['chosen_on_others'] or 'not run'} | {fmt(row['held_out_f1'])} | "
                          f"{fmt(row['default_f1'])}{far} |")
     lines += ["", "| scorer | NAB artificialNoAnomaly events per series, default |", "|---|---|"]
     lines += [f"| {r['scorer']} | {r['quiet_events'] if r['quiet_events'] is not None else '-'} |" for r in results]

@@ -265,11 +265,11 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
         t0 = time.perf_counter()
         wsteps = opts.window_steps or max(1, round(0.01 * len(seg)))
-        rule = sensor_defaults(opts.scorer, [seg], frames=opts.frames, train_stride=opts.train_stride)
-        model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=rule["frames"],
+        chosen = sensor_defaults(opts.scorer, [seg], frames=opts.frames, train_stride=opts.train_stride)
+        model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=chosen["frames"],
                                         window_steps=wsteps, params=opts.params,
                                         seed=opts.seed, device=opts.device,
-                                        train_stride=rule["train_stride"])
+                                        train_stride=chosen["train_stride"])
         fit_seconds.append(time.perf_counter() - t0)
         truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
         try:
@@ -298,7 +298,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
                          "threshold": model.threshold.value, "window_steps": wsteps,
-                         "frames": rule["frames"], "train_stride": rule["train_stride"], "period": rule["period"],
+                         "frames": chosen["frames"], "train_stride": chosen["train_stride"],
+                         "period": chosen["period"],
                          "epochs": fit.epochs, "fit_extra": fit.extra, **c,
                          "anchor_rule": {"detected": len(a_found), **ca},
                          "telemanom_rule": {"detected": len(t_found), **ct}})
