@@ -127,7 +127,7 @@ def summarize(out: Path) -> None:
     rows: dict[str, list[str]] = {k: [] for k in HEADERS}
     for f in sorted(out.glob("*.json")):
         res = json.loads(f.read_text())
-        if res.get("protocol") not in HEADERS:
+        if not isinstance(res, dict) or res.get("protocol") not in HEADERS:
             continue
         res.setdefault("wall_seconds", float("nan"))
         res["config"] = f.stem
