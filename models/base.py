@@ -6,6 +6,7 @@ changes its state: only ``fit`` learns.
 """
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ScorerError
+from .sensor_rules import SensorRule
 
 #: ``progress(epoch, epochs, loss)``; the CLI passes a tqdm bar or a log line.
 Progress = Callable[[int, int, float], None]
@@ -82,6 +84,9 @@ class Scorer(ABC):
     #: How audio is cut for this scorer: log-mel settings, frames per vector (``frames``),
     #: frames between vectors (``vector_hop``) and the alerting window (DESIGN §3).
     audio_defaults: ClassVar[dict[str, Any]] = AUDIO_DEFAULTS
+    #: How sensor windows are cut for this scorer: window length and training stride from the
+    #: training rows (``models/sensor_rules.py``).
+    sensor_rule: ClassVar[SensorRule] = SensorRule(frames=10, min_frames=10, train_windows=5000)
     #: Buffers added after model folders of this scorer were first written: a folder without
     #: them loads with their initial values (which must reproduce the older behaviour).
     added_buffers: ClassVar[tuple[str, ...]] = ()
@@ -176,3 +181,67 @@ def finite_or_raise(name: str, loss: float) -> float:
     if not math.isfinite(loss):
         raise ScorerError(f"{name}: training diverged (loss = {loss})")
     return loss
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """When training by epochs stops: ``patience`` epochs in a row whose validation loss is not
+    below the best by more than ``min_delta`` x |best| (relative, so one value fits any loss
+    scale); ``restore_best`` puts the best epoch's weights back (Keras' ``restore_best_weights``),
+    else the last epoch's are kept."""
+
+    patience: int
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+
+def train_by_epochs(name: str, module: nn.Module, run_epoch: Callable[[], float], *, epochs: int,
+                    val_loss: Callable[[], float] | None, stopping: EarlyStopping,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """The one early-stopping loop of every scorer that trains by epochs.
+
+    ``run_epoch()`` trains one epoch (its own batches and optimisers, the module in train mode)
+    and returns the epoch's mean training loss; ``val_loss()`` (module in eval mode) is checked
+    after every epoch. Without ``val_loss`` all ``epochs`` run. Returns what happened, for
+    ``FitReport.extra``.
+    """
+    best, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    train_loss, epoch = float("nan"), 0
+    for epoch in range(1, epochs + 1):
+        module.train()
+        train_loss = finite_or_raise(name, run_epoch())
+        module.eval()
+        if val_loss is not None:
+            v = finite_or_raise(name, val_loss())
+            if best_epoch == 0 or v < best - stopping.min_delta * abs(best):
+                best, best_epoch, stale = v, epoch, 0
+                if stopping.restore_best:
+                    best_state = copy.deepcopy(module.state_dict())
+            else:
+                stale += 1
+        if progress is not None:
+            progress(epoch, epochs, train_loss)
+        if val_loss is not None and stale >= stopping.patience:
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return {"epochs": epoch, "best_epoch": best_epoch if val_loss is not None else None,
+            "validation_loss": best if val_loss is not None else None, "final_loss": train_loss,
+            "stopped_early": epoch < epochs}
+
+
+def minibatch_epoch(opt: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor], n: int,
+                    batch_size: int, generator: torch.Generator, device: torch.device) -> float:
+    """One epoch of plain mini-batch descent over shuffled indices ``0..n-1``: the mean of
+    ``loss_of(batch indices)`` weighted by batch size."""
+    total, count = 0.0, 0
+    for idx in epoch_batches(n, batch_size, generator):
+        idx = idx.to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(idx)
+        loss.backward()
+        opt.step()
+        total += loss.item() * idx.numel()
+        count += idx.numel()
+    return total / max(count, 1)

@@ -11,8 +11,9 @@ import time
 import torch
 from torch import nn
 
-from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
-                    finite_or_raise)
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, epoch_batches,
+                    train_by_epochs)
+from ..sensor_rules import SensorRule
 from .fast import FoldedAutoencoder
 from .net import DcaseAutoencoder
 
@@ -21,6 +22,9 @@ class AutoencoderScorer(Scorer):
     name = "ae"
     defaults = {"hidden": 128, "latent": 8, "layers": 4, "epochs": 100, "batch_size": 512,
                 "lr": 1e-3}
+
+    #: Sensor windows of 10 steps (no period rule: the dense AE sees a window as one vector).
+    sensor_rule = SensorRule(frames=10, min_frames=10, train_windows=5000)
 
     def build(self) -> nn.Module:
         torch.manual_seed(self.seed)  # reproducible initial weights
@@ -36,10 +40,8 @@ class AutoencoderScorer(Scorer):
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
         loss_fn = nn.MSELoss()
-        t0 = time.perf_counter()
-        self.module.train()
-        epoch_loss = float("nan")
-        for epoch in range(h["epochs"]):
+
+        def epoch() -> float:
             total, count = 0.0, 0
             for idx in epoch_batches(x.shape[0], h["batch_size"], gen):
                 if idx.numel() < 2:  # BatchNorm cannot train on one sample
@@ -51,12 +53,14 @@ class AutoencoderScorer(Scorer):
                 opt.step()
                 total += loss.item() * idx.numel()
                 count += idx.numel()
-            epoch_loss = finite_or_raise(self.name, total / max(count, 1))
-            if progress is not None:
-                progress(epoch + 1, h["epochs"], epoch_loss)
-        self.module.eval()
-        return FitReport(epochs=h["epochs"], seconds=time.perf_counter() - t0,
-                         final_loss=epoch_loss, n_windows=int(x.shape[0]))
+            return total / max(count, 1)
+
+        t0 = time.perf_counter()
+        # the DCASE recipe trains all its epochs: no validation split, no early stop
+        info = train_by_epochs(self.name, self.module, epoch, epochs=h["epochs"], val_loss=None,
+                               stopping=EarlyStopping(patience=h["epochs"]), progress=progress)
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0,
+                         final_loss=info["final_loss"], n_windows=int(x.shape[0]))
 
     #: Score through the folded inference form (``fast.py``); ``False`` = the plain module.
     fast: bool = True

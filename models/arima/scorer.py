@@ -14,9 +14,10 @@ so each window re-runs the same filter with the fixed parameters over its own st
 costs O(T) per window instead of O(1) per reading, and the first ``P`` steps of each window
 only prime the recursion; in return replay, the service and evaluation agree exactly.
 
-``season`` (0 by default; a lag, or ``"auto"`` = the lag of the highest training
-autocorrelation) differences the series at that lag first (seasonal ARIMA with D = 1): the
-forecast then says "like one season ago, plus the ARMA dynamics of the deviation".
+``season`` (``"auto"`` by default = the signal's dominant period, ``models/sensor_rules.py``,
+or 0 when it has none or the window cannot hold it; else a fixed lag, 0 = none) differences
+the series at that lag first (seasonal ARIMA with D = 1): the forecast then says "like one
+season ago, plus the ARMA dynamics of the deviation".
 
 Score: |one-step error| divided by the channel's mean absolute training error, EWMA-smoothed
 over the window (``span``), read at the last step, channels combined like the LSTM's; or, with
@@ -33,6 +34,7 @@ from torch import nn
 
 from ..base import FitReport, Progress, Scorer, check_training_windows
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule, dominant_period
 from ..series import COMBINE, contiguous_segments, mewma_precision, window_score
 from .net import ArmaErrors
 
@@ -41,8 +43,11 @@ class ArimaScorer(Scorer):
     name = "arima"
     added_buffers = ("precision",)  # combine="mewma", 2026-12-02; unused by the others
     defaults = {"max_p": 3, "max_q": 1, "d": 0, "select": "aic", "span": 10, "combine": "mean",
-                "max_fit_points": 5000, "method": "hannan_rissanen", "season": 0}
-    sensor_defaults = {"frames": 30}
+                "max_fit_points": 5000, "method": "hannan_rissanen", "season": "auto"}
+    #: A window holds the dominant period + 20 steps (so ``season="auto"`` can difference at
+    #: it: max_p + d priming + 10 scored steps), at most Orion's 250, 30 steps when the signal
+    #: has no period; every training window (the series is rebuilt from them).
+    sensor_rule = SensorRule(frames=250, min_frames=30, no_period=30, period_extra=20, train_windows=None)
 
     def build(self) -> nn.Module:
         h = self.hyper
@@ -58,24 +63,13 @@ class ArimaScorer(Scorer):
         return ArmaErrors(self.input_spec.features, max_p=h["max_p"], max_q=h["max_q"], d=h["d"])
 
     def _season(self, segments: list[torch.Tensor]) -> int:
-        """``season``: 0 (none), a lag in steps, or ``"auto"``: the lag of the highest
-        autocorrelation peak after its first zero crossing (all channels pooled) if it exceeds 0.5, searched
-        up to what a window can hold (T - max_p - d - 10 scored steps)."""
+        """``season``: 0 (none), a lag in steps, or ``"auto"``: the longest segment's dominant
+        period (``models/sensor_rules.py``), searched up to what a window can hold
+        (T - max_p - d - 10 scored steps)."""
         want = self.hyper["season"]
         limit = self.input_spec.frames - self.hyper["max_p"] - self.hyper["d"] - 10
         if want == "auto":
-            seg = max(segments, key=len)
-            limit = min(limit, len(seg) // 3)
-            if limit < 2:
-                return 0
-            x = (seg - seg.mean(0)) / seg.std(0).clamp_min(1e-9)
-            acf = torch.stack([(x[k:] * x[:-k]).mean() for k in range(1, limit + 1)])
-            neg = torch.nonzero(acf < 0)
-            if not len(neg):  # never decorrelates within the window: no season to find
-                return 0
-            start = int(neg[0])  # the season is the highest peak after the first zero crossing
-            best = start + int(acf[start:].argmax())
-            return best + 1 if float(acf[best]) > 0.5 else 0
+            return dominant_period(max(segments, key=len), limit)
         if not isinstance(want, int) or want < 0 or (want and want > limit):
             raise ScorerError(f"arima: season must be 0, 'auto' or a lag <= {limit} for windows of "
                               f"{self.input_spec.frames} steps, got {want!r}")

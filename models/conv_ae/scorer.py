@@ -13,9 +13,10 @@ import time
 import torch
 from torch import nn
 
-from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches, finite_or_raise,
-                    time_ordered_split)
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
+                    time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule
 from .net import ConvAutoencoder
 
 
@@ -23,8 +24,9 @@ class ConvAutoencoderScorer(Scorer):
     name = "conv-ae"
     defaults = {"filters": [32, 16], "kernel": 7, "dropout": 0.2, "output": "shared", "epochs": 100,
                 "batch_size": 32, "lr": 1e-3, "validation": 0.1, "patience": 5}
-    #: The SKAB notebook's N_STEPS.
-    sensor_defaults = {"frames": 60}
+    #: At most the SKAB notebook's N_STEPS (60), shorter for a shorter dominant period (down to
+    #: 20), a multiple of 4 (the encoder halves time twice); at most 5,000 training windows.
+    sensor_rule = SensorRule(frames=60, min_frames=20, train_windows=5000, multiple=4)
 
     def build(self) -> nn.Module:
         h = self.hyper
@@ -51,32 +53,24 @@ class ConvAutoencoderScorer(Scorer):
         train, val = time_ordered_split(x, h["validation"])
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
-        best, stale, epochs_run, loss_value = float("inf"), 0, 0, float("nan")
+
+        def reconstruction(xb: torch.Tensor) -> torch.Tensor:
+            return (self.module(xb) - xb).square().mean()
+
+        def validation() -> float:
+            with torch.no_grad():
+                return float(reconstruction(val))
+
         t0 = time.perf_counter()
-        for epoch in range(h["epochs"]):
-            self.module.train()
-            total = 0.0
-            for idx in epoch_batches(len(train), h["batch_size"], gen):
-                xb = train[idx.to(self.device)]
-                opt.zero_grad(set_to_none=True)
-                loss = (self.module(xb) - xb).square().mean()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            loss_value = finite_or_raise(self.name, total / len(train))
-            epochs_run = epoch + 1
-            if progress is not None:
-                progress(epochs_run, h["epochs"], loss_value)
-            if val is not None:
-                self.module.eval()
-                with torch.no_grad():
-                    v = float((self.module(val) - val).square().mean())
-                best, stale = (v, 0) if v < best else (best, stale + 1)
-                if stale >= h["patience"]:
-                    break
-        self.module.eval()
-        return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
-                         n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None})
+        info = train_by_epochs(
+            self.name, self.module,
+            lambda: minibatch_epoch(opt, lambda idx: reconstruction(train[idx]), len(train),
+                                    h["batch_size"], gen, self.device),
+            epochs=h["epochs"], val_loss=validation if val is not None else None,
+            stopping=EarlyStopping(h["patience"], min_delta=0.0, restore_best=False), progress=progress)
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
+                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
+                                                       "best_epoch": info["best_epoch"]})
 
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,19 +8,20 @@ channel's mean training error (learned in ``fit``), EWMA-smoothed over the windo
 steps (``span``) and read at the last step: the window's score is about its newest reading.
 Channels are combined by ``combine`` (mean, max or rms); the per-channel values are the
 explanation. ``combine="mewma"`` smooths the signed errors instead and scores their
-multivariate EWMA chart statistic (``models/series.py``). Small windows (the contract test's T = 5) shrink context and horizon to fit.
+multivariate EWMA chart statistic (``models/series.py``). The context is at most half the
+window, and small windows (the contract test's T = 5) shrink the horizon to fit.
 """
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 from torch import nn
 
-from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
-                    finite_or_raise, time_ordered_split)
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
+                    time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule
 from ..series import COMBINE, mewma_precision, window_score
 from .net import LstmForecaster
 
@@ -31,8 +32,10 @@ class LstmForecastScorer(Scorer):
     defaults = {"hidden": 80, "layers": 2, "dropout": 0.3, "horizon": 10, "context": 50,
                 "span": 10, "combine": "mean", "epochs": 35, "batch_size": 70, "lr": 1e-3,
                 "validation": 0.2, "patience": 10}
-    #: Sensor windows: 250 input steps + the 10 forecast ones (telemanom's l_s, n_predictions).
-    sensor_defaults = {"frames": 260}
+    #: Sensor windows: at most telemanom's 250 input steps + its 10 forecast ones (l_s,
+    #: n_predictions), shorter for a shorter dominant period (down to 40); at most 500 training
+    #: windows per fit.
+    sensor_rule = SensorRule(frames=260, min_frames=40, train_windows=500)
 
     def build(self) -> nn.Module:
         h = self.hyper
@@ -52,8 +55,10 @@ class LstmForecastScorer(Scorer):
     # -- window layout ------------------------------------------------------------------
     @property
     def first_position(self) -> int:
-        """Index of the first step whose forecast counts (after the warm-up context)."""
-        return min(self.hyper["context"], self.input_spec.frames - 2)
+        """Index of the first step whose forecast counts (after the warm-up context): at most
+        half the window warms up, so short windows (SKAB's) keep steps to score."""
+        t = self.input_spec.frames
+        return min(self.hyper["context"], t // 2, t - 2)
 
     @property
     def steps(self) -> int:
@@ -89,44 +94,26 @@ class LstmForecastScorer(Scorer):
         train, val = time_ordered_split(x, h["validation"])
         gen = self._generator()
         opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
-        best, best_state, stale, epochs_run = float("inf"), None, 0, 0
+
+        def validation() -> float:
+            with torch.no_grad():
+                return float(self._loss(val))
+
         t0 = time.perf_counter()
-        loss_value = float("nan")
-        for epoch in range(h["epochs"]):
-            self.module.train()
-            total, count = 0.0, 0
-            for idx in epoch_batches(len(train), h["batch_size"], gen):
-                xb = train[idx.to(self.device)]
-                opt.zero_grad(set_to_none=True)
-                loss = self._loss(xb)
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-                count += len(idx)
-            loss_value = finite_or_raise(self.name, total / max(count, 1))
-            epochs_run = epoch + 1
-            if val is not None:
-                self.module.eval()
-                with torch.no_grad():
-                    v = float(self._loss(val))
-                if v < best - 3e-4 * abs(best if best < float("inf") else 1.0):
-                    best, best_state, stale = v, copy.deepcopy(self.module.state_dict()), 0
-                else:
-                    stale += 1
-            if progress is not None:
-                progress(epoch + 1, h["epochs"], loss_value)
-            if val is not None and stale >= h["patience"]:
-                break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
-        self.module.eval()
+        info = train_by_epochs(
+            self.name, self.module,
+            lambda: minibatch_epoch(opt, lambda idx: self._loss(train[idx]), len(train), h["batch_size"],
+                                    gen, self.device),
+            epochs=h["epochs"], val_loss=validation if val is not None else None,
+            stopping=EarlyStopping(h["patience"], min_delta=3e-4, restore_best=True), progress=progress)
         with torch.no_grad():
             errs = torch.cat([self._errors(x[i:i + 1024]) for i in range(0, len(x), 1024)])
             self.module.err_scale.copy_(errs.abs().mean(dim=(0, 1)).clamp_min(1e-6))
             if h["combine"] == "mewma":
                 self.module.precision.copy_(mewma_precision(errs / self.module.err_scale, h["span"]))
-        return FitReport(epochs=epochs_run, seconds=time.perf_counter() - t0, final_loss=loss_value,
-                         n_windows=int(len(x)), extra={"validation_loss": best if val is not None else None,
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
+                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
+                                                       "best_epoch": info["best_epoch"],
                                                        "err_scale": self.module.err_scale.tolist()})
 
     @torch.inference_mode()

@@ -23,8 +23,10 @@ import time
 import torch
 from torch import nn
 
-from ..base import FitReport, Progress, Scorer, check_training_windows, finite_or_raise
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, finite_or_raise,
+                    time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
+from ..sensor_rules import SensorRule
 from .net import TadGAN
 
 REC_ERRORS = ("point", "area", "dtw")
@@ -56,10 +58,17 @@ def dtw_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class TadGanScorer(Scorer):
     name = "tadgan"
-    defaults = {"latent": 20, "encoder_units": 100, "generator_units": 64, "epochs": 70,
-                "batch_size": 64, "lr": 5e-4, "n_critics": 5, "gp_weight": 10.0,
-                "cycle_weight": 10.0, "rec_error": "point", "rec_steps": 10, "comb": "mult"}
-    sensor_defaults = {"frames": 100}
+    #: ``epochs`` is a cap, and so is ``window_passes`` (epochs x training windows: a bounded
+    #: cost per fit, ~10 epochs of 400 windows); training stops earlier when the reconstruction
+    #: error of the last ``validation`` fraction of the windows (time order) has not improved
+    #: for ``patience`` epochs.
+    defaults = {"latent": 20, "encoder_units": 100, "generator_units": 64, "epochs": 35,
+                "window_passes": 4000, "batch_size": 64, "lr": 5e-4, "n_critics": 5, "gp_weight": 10.0,
+                "cycle_weight": 10.0, "rec_error": "point", "rec_steps": 10, "comb": "mult",
+                "validation": 0.2, "patience": 5}
+    #: Orion's window 100 (shorter for a shorter dominant period, down to 30); at most 500
+    #: training windows per fit (NAB's 4,032-step artificial series: every 8th window).
+    sensor_rule = SensorRule(frames=100, min_frames=30, train_windows=500)
 
     def build(self) -> nn.Module:
         h = self.hyper
@@ -82,58 +91,30 @@ class TadGanScorer(Scorer):
         m.x_min.copy_(flat.amin(0))
         m.x_max.copy_(flat.amax(0))
         x = m.scale(windows.to(self.device, torch.float32))
+        train, val = time_ordered_split(x, h["validation"])
         params_eg = list(m.encoder.parameters()) + list(m.generator.parameters())
         opt_cx = torch.optim.Adam(m.critic_x.parameters(), lr=h["lr"])
         opt_cz = torch.optim.Adam(m.critic_z.parameters(), lr=h["lr"])
         opt_eg = torch.optim.Adam(params_eg, lr=h["lr"])
-        bs, nc, latent = h["batch_size"], h["n_critics"], h["latent"]
+        curve: list[dict[str, float]] = []
+
+        def epoch() -> float:
+            curve.append(self._epoch(train, gen, opt_cx, opt_cz, opt_eg))
+            return curve[-1]["eg"]
+
+        def validation() -> float:
+            with torch.no_grad():
+                loss = float(torch.cat([(v - m.generator(m.encoder(v))).square().mean((1, 2))
+                                        for v in val.split(512)]).mean())
+            curve[-1]["val_rec"] = loss
+            return loss
+
         t0 = time.perf_counter()
-        m.train()
-        losses = {"cx": float("nan"), "cz": float("nan"), "eg": float("nan")}
-        for epoch in range(h["epochs"]):
-            perm = torch.randperm(len(x), generator=gen)
-            sums = {"cx": 0.0, "cz": 0.0, "eg": 0.0}
-            counts = {"cx": 0, "cz": 0, "eg": 0}
-            for start in range(0, len(x), bs * nc):
-                chunk = perm[start:start + bs * nc]
-                xb = z = None
-                for i in range(nc):
-                    idx = chunk[i * bs:(i + 1) * bs]
-                    if len(idx) < 2:
-                        break
-                    xb = x[idx.to(self.device)]
-                    z = torch.randn(len(idx), latent, generator=gen).to(self.device)
-                    a_x = torch.rand(len(idx), 1, 1, generator=gen).to(self.device)
-                    a_z = torch.rand(len(idx), 1, generator=gen).to(self.device)
-                    with torch.no_grad():
-                        fake_x, fake_z = m.generator(z), m.encoder(xb)
-                    cx = (m.critic_x(fake_x).mean() - m.critic_x(xb).mean()
-                          + h["gp_weight"] * _gradient_penalty(m.critic_x, xb, fake_x, a_x))
-                    opt_cx.zero_grad(set_to_none=True)
-                    cx.backward()
-                    opt_cx.step()
-                    cz = (m.critic_z(fake_z).mean() - m.critic_z(z).mean()
-                          + h["gp_weight"] * _gradient_penalty(m.critic_z, z, fake_z, a_z))
-                    opt_cz.zero_grad(set_to_none=True)
-                    cz.backward()
-                    opt_cz.step()
-                    sums["cx"] += cx.item()
-                    sums["cz"] += cz.item()
-                    counts["cx"] += 1
-                    counts["cz"] += 1
-                if xb is None:
-                    continue
-                eg = (-m.critic_x(m.generator(z)).mean() - m.critic_z(m.encoder(xb)).mean()
-                      + h["cycle_weight"] * (xb - m.generator(m.encoder(xb))).square().mean())
-                opt_eg.zero_grad(set_to_none=True)
-                eg.backward()
-                opt_eg.step()
-                sums["eg"] += eg.item()
-                counts["eg"] += 1
-            losses = {k: sums[k] / max(counts[k], 1) for k in sums}
-            finite_or_raise(self.name, sum(losses.values()))
-            if progress is not None:
-                progress(epoch + 1, h["epochs"], losses["eg"])
+        epochs = min(h["epochs"], max(1, -(-h["window_passes"] // len(train))))
+        info = train_by_epochs(self.name, m, epoch, epochs=epochs,
+                               val_loss=validation if val is not None else None,
+                               stopping=EarlyStopping(h["patience"], min_delta=1e-3, restore_best=True),
+                               progress=progress)
         m.eval()
         with torch.no_grad():
             rec, critic = [], []
@@ -146,9 +127,59 @@ class TadGanScorer(Scorer):
             mid = critic[(critic >= q1) & (critic <= q3)]
             m.score_stats.copy_(torch.stack([rec.mean(), rec.std().clamp_min(1e-6),
                                              mid.mean(), critic.std().clamp_min(1e-6)]))
-        return FitReport(epochs=h["epochs"], seconds=time.perf_counter() - t0, final_loss=losses["eg"],
-                         n_windows=int(len(x)), extra={"losses": losses,
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
+                         n_windows=int(len(x)), extra={"best_epoch": info["best_epoch"],
+                                                       "validation_loss": info["validation_loss"],
+                                                       "curve": [{k: round(v, 5) for k, v in c.items()}
+                                                                 for c in curve],
                                                        "score_stats": m.score_stats.tolist()})
+
+    def _epoch(self, x: torch.Tensor, gen: torch.Generator, opt_cx, opt_cz, opt_eg) -> dict[str, float]:
+        """One epoch of Orion's loop (module docstring); the mean critic and generator losses."""
+        h, m = self.hyper, self.module
+        bs, nc, latent = h["batch_size"], h["n_critics"], h["latent"]
+        perm = torch.randperm(len(x), generator=gen)
+        sums = {"cx": 0.0, "cz": 0.0, "eg": 0.0}
+        counts = {"cx": 0, "cz": 0, "eg": 0}
+        for start in range(0, len(x), bs * nc):
+            chunk = perm[start:start + bs * nc]
+            xb = z = None
+            for i in range(nc):
+                idx = chunk[i * bs:(i + 1) * bs]
+                if len(idx) < 2:
+                    break
+                xb = x[idx.to(self.device)]
+                z = torch.randn(len(idx), latent, generator=gen).to(self.device)
+                a_x = torch.rand(len(idx), 1, 1, generator=gen).to(self.device)
+                a_z = torch.rand(len(idx), 1, generator=gen).to(self.device)
+                with torch.no_grad():
+                    fake_x, fake_z = m.generator(z), m.encoder(xb)
+                cx = (m.critic_x(fake_x).mean() - m.critic_x(xb).mean()
+                      + h["gp_weight"] * _gradient_penalty(m.critic_x, xb, fake_x, a_x))
+                opt_cx.zero_grad(set_to_none=True)
+                cx.backward()
+                opt_cx.step()
+                cz = (m.critic_z(fake_z).mean() - m.critic_z(z).mean()
+                      + h["gp_weight"] * _gradient_penalty(m.critic_z, z, fake_z, a_z))
+                opt_cz.zero_grad(set_to_none=True)
+                cz.backward()
+                opt_cz.step()
+                sums["cx"] += cx.item()
+                sums["cz"] += cz.item()
+                counts["cx"] += 1
+                counts["cz"] += 1
+            if xb is None:
+                continue
+            eg = (-m.critic_x(m.generator(z)).mean() - m.critic_z(m.encoder(xb)).mean()
+                  + h["cycle_weight"] * (xb - m.generator(m.encoder(xb))).square().mean())
+            opt_eg.zero_grad(set_to_none=True)
+            eg.backward()
+            opt_eg.step()
+            sums["eg"] += eg.item()
+            counts["eg"] += 1
+        losses = {k: sums[k] / max(counts[k], 1) for k in sums}
+        finite_or_raise(self.name, sum(losses.values()))
+        return losses
 
     def _raw(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled windows -> (per-channel reconstruction error ``[B, F]``, critic ``[B]``)."""

@@ -13,14 +13,13 @@ Both stages stop early on a validation loss (the paper ran 2000 epochs each).
 """
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 from torch import nn
 
-from ..base import (FitReport, Progress, Scorer, check_training_windows, epoch_batches,
-                    finite_or_raise)
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
+                    time_ordered_split, train_by_epochs)
 from ..errors import ScorerError
 from ..threshold import fit_threshold
 from .net import WeaklySupervisedAutoencoder
@@ -149,53 +148,26 @@ class WeaklySupervisedAEScorer(Scorer):
     def _train(self, opt, gen, n: int, step, val_loss, *, epochs: int, batch: int,
                progress: Progress | None, stage: str) -> dict:
         """Epochs of ``step`` over shuffled batches; early stopping on ``val_loss``."""
-        h = self.hyper
-        best, best_state, best_epoch, since = float("inf"), None, 0, 0
-        epoch_loss, epoch = float("nan"), 0
         t0 = time.perf_counter()
-        for epoch in range(1, epochs + 1):
-            self.module.train()
-            total, count = 0.0, 0
-            for idx in epoch_batches(n, batch, gen):
-                idx = idx.to(self.device)
-                opt.zero_grad(set_to_none=True)
-                loss = step(idx)
-                loss.backward()
-                opt.step()
-                total += loss.item() * idx.numel()
-                count += idx.numel()
-            epoch_loss = finite_or_raise(self.name, total / max(count, 1))
-            self.module.eval()
-            v = finite_or_raise(self.name, val_loss())
-            if best_state is None or v < best - 1e-6 * abs(best):
-                best, best_epoch, since = v, epoch, 0
-                best_state = copy.deepcopy(self.module.state_dict())
-            else:
-                since += 1
-            if progress is not None:
-                progress(epoch, epochs, epoch_loss)
-            if since >= h["patience"]:
-                break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
-        self.module.eval()
-        return {"epochs": epoch, "best_epoch": best_epoch, "best_val_loss": best,
-                "final_loss": epoch_loss, "seconds": round(time.perf_counter() - t0, 3),
-                "stopped_early": epoch < epochs}
+        info = train_by_epochs(
+            self.name, self.module, lambda: minibatch_epoch(opt, step, n, batch, gen, self.device),
+            epochs=epochs, val_loss=val_loss,
+            stopping=EarlyStopping(self.hyper["patience"], min_delta=1e-6, restore_best=True), progress=progress)
+        return {"epochs": info["epochs"], "best_epoch": info["best_epoch"], "best_val_loss": info["validation_loss"],
+                "final_loss": info["final_loss"], "seconds": round(time.perf_counter() - t0, 3),
+                "stopped_early": info["stopped_early"]}
 
     def _flat(self, windows: torch.Tensor) -> torch.Tensor:
         return windows.flatten(1).to(self.device, torch.float32)  # flatten: also with no windows
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(train, validation): the validation set is the last ``val_fraction`` of the vectors.
+        """(train, validation): the last ``val_fraction`` of the vectors, in time order.
 
         Callers pass vectors clip by clip, so the tail is (mostly) whole clips that overlapping
         training vectors do not duplicate; with too few vectors, validation = training.
         """
-        n_val = int(round(self.hyper["val_fraction"] * x.shape[0]))
-        if n_val < 2 or x.shape[0] - n_val < 2:
-            return x, x
-        return x[:-n_val], x[-n_val:]
+        train, val = time_ordered_split(x, self.hyper["val_fraction"])
+        return train, (train if val is None else val)
 
     @torch.inference_mode()
     def _vector_errors(self, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:

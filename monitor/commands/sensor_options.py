@@ -54,7 +54,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     add_common(p)
     g = p.add_argument_group("sensor training")
-    g.add_argument("--frames", type=int, help="sensor window length in steps (scorer default)")
+    g.add_argument("--frames", type=int, help="sensor window length in steps (default: the scorer's "
+                   "rule, from the training rows' dominant period)")
+    g.add_argument("--train-stride", type=int, help="training windows this many steps apart (default: "
+                   "the scorer's rule, a bounded number of windows per fit)")
     g.add_argument("--step", type=float, help="sensor grid step in seconds (default: median reading interval)")
     g.add_argument("--max-gap", type=float, help="seconds without readings that close the windows "
                    "and raise a gap event (default: 10 steps)")
@@ -72,7 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
     opts = SensorTrainOptions(
         scorer=args.scorer, time_column=args.time_column,
         channels=args.channels.split(",") if args.channels else None, seed=args.seed, device=args.device,
-        epochs=args.epochs, params=parse_params(args.param), frames=args.frames, step_s=args.step,
+        epochs=args.epochs, params=parse_params(args.param), frames=args.frames,
+        train_stride=args.train_stride, step_s=args.step,
         max_gap_s=args.max_gap, resample=not args.no_resample,
         threshold_method=args.threshold_method,
         threshold_convention=getattr(args, "threshold_convention", None) or "dcase",
@@ -135,15 +139,18 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="dcase: labelled clips with --model (default); skab / nab: sensor benchmarks")
     g.add_argument("--scorer", help="scorer to train per run/signal (skab, nab)")
     g.add_argument("--subset", default="artificialWithAnomaly", help="NAB subset (realKnownCause, ...)")
-    g.add_argument("--frames", type=int, help="window length in steps (scorer default)")
+    g.add_argument("--frames", type=int, help="window length in steps (default: the scorer's rule, "
+                   "from the training rows' dominant period)")
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="scorer hyperparameter (repeatable)")
-    g.add_argument("--epochs", type=int, help="training epochs per run/signal")
+    g.add_argument("--epochs", type=int, help="training epochs per run/signal (default: the scorer's "
+                   "cap; training stops early on a time-ordered validation split)")
     g.add_argument("--threshold-q", type=float, default=0.99, help="gamma quantile (default 0.99)")
     g.add_argument("--hysteresis", metavar="K,N,M", help="open after K of N windows over, close after M under")
     g.add_argument("--window-steps", type=int, help="alerting window in steps (mean of scores); "
                    "default skab 1, nab 1 %% of the signal (Orion's smoothing window)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
-    g.add_argument("--train-stride", type=int, default=1, help="training windows this many steps apart")
+    g.add_argument("--train-stride", type=int, help="training windows this many steps apart "
+                   "(default: the scorer's rule, a bounded number of windows per fit)")
     g.add_argument("--seed", type=int, default=0)
 
 

@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from models.errors import ThresholdError
 from monitor.alerting import HysteresisSpec
 from monitor.evaluation.anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
                            telemanom_flags)
 from monitor.errors import DataError
 from monitor.runtime.runner import StreamRunner
-from monitor.training.sensors import (SENSOR_Q, build_sensor_model, default_frames, fit_sensor_threshold, grid_segments,
-                              sensor_spec)
+from monitor.training.sensors import (SENSOR_Q, build_sensor_model, fit_sensor_threshold, grid_segments,
+                                      sensor_defaults, sensor_spec)
 from monitor.sources.base import AudioChunk
 from monitor.sources.csv_sensors import infer_step, read_sensor_csv
 
@@ -65,7 +66,7 @@ class SensorEvalOptions:
     window_steps: int | None = None
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
-    train_stride: int = 1  # training windows this many steps apart (long NAB signals)
+    train_stride: int | None = None  # training windows this many steps apart; None: the scorer's rule
 
 
 def point_counts(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
@@ -147,7 +148,6 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
     """``on_run(name=, windows=, labels=, n_train=, n_fit=, threshold=)``, when given, receives
     each run's alerting-window scores (``benchmarks/skab_alerting_cv.py`` re-decides them)."""
     runs = skab_runs(data)[:opts.limit]
-    frames = opts.frames or default_frames(opts.scorer)
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
     anchors = {k: dict(total) for k in ("anchor_rule", "telemanom_rule", "skab_rule")}
     rows_out, fit_seconds = [], []
@@ -161,10 +161,12 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
         spec = sensor_spec([x[:n_train]], channels=table.channels, step_s=1.0, max_gap_s=1e12,
                            time_column="datetime")
         t0 = time.perf_counter()
+        chosen = sensor_defaults(opts.scorer, [x[:n_fit]], frames=opts.frames, train_stride=opts.train_stride)
+        frames = chosen["frames"]
         model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[x[:n_fit]], frames=frames,
                                         window_steps=opts.window_steps or 1, params=opts.params,
                                         seed=opts.seed, device=opts.device,
-                                        train_stride=opts.train_stride)
+                                        train_stride=chosen["train_stride"])
         fit_seconds.append(time.perf_counter() - t0)
         model.threshold = fit_sensor_threshold(model, [x[:n_train]], [n_fit],
                                                convention=opts.threshold_convention, q=opts.threshold_q,
@@ -184,11 +186,14 @@ def evaluate_skab(data: str | Path, opts: SensorEvalOptions,
                 anchors[rule][k] += counts[k]
         rows_out.append({"run": name, "test_points": int(len(x) - n_train), "anomalies": int(y[n_train:].sum()),
                          "events": len(events), "threshold": model.threshold.value,
-                         "fit_seconds": round(fit_seconds[-1], 3), **c, **point_metrics(c),
+                         "fit_seconds": round(fit_seconds[-1], 3), "frames": frames,
+                         "train_stride": chosen["train_stride"], "period": chosen["period"],
+                         "epochs": fit.epochs, **c, **point_metrics(c),
                          **ac})
         if progress is not None:
             progress(f"{name}: F1 {rows_out[-1]['f1']:.3f} events {len(events)} fit {fit_seconds[-1]:.1f}s")
-    return {"protocol": "skab", "scorer": opts.scorer, "params": opts.params, "frames": frames,
+    return {"protocol": "skab", "scorer": opts.scorer, "params": opts.params,
+            "frames": opts.frames or "rule", "train_stride": opts.train_stride or "rule",
             "runs": len(runs), **point_metrics(total), **total,
             "fit_seconds_per_run": float(np.mean(fit_seconds)),
             "decision": f"gamma {opts.threshold_convention} q={opts.threshold_q or 'default'} on held-out "
@@ -245,7 +250,6 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
     files = sorted((root / "data" / subset).glob("*.csv"))[:opts.limit]
     if not files:
         raise DataError(f"{root / 'data' / subset}: no CSV files")
-    frames = opts.frames or default_frames(opts.scorer)
     q = opts.threshold_q
     total = {"tp": 0, "fp": 0, "fn": 0}
     anchor = {"tp": 0, "fp": 0, "fn": 0}
@@ -261,17 +265,26 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
         t0 = time.perf_counter()
         wsteps = opts.window_steps or max(1, round(0.01 * len(seg)))
-        model, _ = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=frames,
-                                      window_steps=wsteps, params=opts.params,
-                                      seed=opts.seed, device=opts.device,
-                                        train_stride=opts.train_stride)
+        chosen = sensor_defaults(opts.scorer, [seg], frames=opts.frames, train_stride=opts.train_stride)
+        model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=chosen["frames"],
+                                        window_steps=wsteps, params=opts.params,
+                                        seed=opts.seed, device=opts.device,
+                                        train_stride=chosen["train_stride"])
         fit_seconds.append(time.perf_counter() - t0)
-        model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
-                                               q=q, what=f"the whole signal {path.name} (no labels)")
+        truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
+        try:
+            model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
+                                                   q=q, what=f"the whole signal {path.name} (no labels)")
+        except ThresholdError as exc:  # a constant signal (art_flatline): no model, so no machine event
+            for counts in (total, anchor, tele):
+                counts["fn"] += len(truth)
+            rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth), "detected": 0,
+                             "fit_seconds": round(fit_seconds[-1], 3), "untrainable": str(exc),
+                             "tp": 0, "fp": 0, "fn": len(truth)})
+            continue
         origin = float(table.ts_s[0])
         events, wins = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin)
         found = [(e["start"], e["end"]) for e in events]
-        truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
         c = overlap_segment_counts(truth, found)
         w_scores = np.array([w.score for w in wins])
         w_times = np.array([origin + w.start_sample * step for w in wins])
@@ -284,7 +297,10 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             tele[k] += ct[k]
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
-                         "threshold": model.threshold.value, "window_steps": wsteps, **c,
+                         "threshold": model.threshold.value, "window_steps": wsteps,
+                         "frames": chosen["frames"], "train_stride": chosen["train_stride"],
+                         "period": chosen["period"],
+                         "epochs": fit.epochs, "fit_extra": fit.extra, **c,
                          "anchor_rule": {"detected": len(a_found), **ca},
                          "telemanom_rule": {"detected": len(t_found), **ct}})
         if progress is not None:
@@ -293,7 +309,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
     return {"protocol": "nab", "subset": subset, "scorer": opts.scorer, "params": opts.params,
-            "frames": frames, "signals": len(files), **total,
+            "frames": opts.frames or "rule", "train_stride": opts.train_stride or "rule",
+            "signals": len(files), **total,
             "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
             "fit_seconds_per_signal": float(np.mean(fit_seconds)),
             "anchor_rule": {"rule": ORION_RULE, **anchor, **_prf(anchor)},

@@ -20,6 +20,7 @@ import torch
 from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_version, save_model
 from models.base import FitReport, InputSpec, Progress, resolve_device
 from models.registry import scorer_class
+from models.sensor_rules import sensor_settings
 from models.threshold import Threshold, fit_threshold
 from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
@@ -32,8 +33,6 @@ from monitor.training.checks import check_fit, check_trained
 
 log = logging.getLogger(__name__)
 
-#: Window lengths (steps) for scorers that do not declare ``sensor_defaults``.
-FALLBACK_FRAMES = {"ae": 10}
 #: Default gamma quantile for sensor models (see ``SensorTrainOptions.threshold_q``).
 SENSOR_Q = 0.99
 
@@ -55,6 +54,7 @@ class SensorTrainOptions:
     holdout: float = 0.2
     window_steps: int = 1
     hop_steps: int = 1
+    train_stride: int | None = None  # None: the scorer's rule
     threshold_method: str = "gamma"
     threshold_convention: str = "dcase"
     #: Sensor alerting windows are one step (not 1 s of ~30 audio vectors), so DCASE's 0.9
@@ -62,9 +62,11 @@ class SensorTrainOptions:
     threshold_q: float | None = SENSOR_Q
 
 
-def default_frames(scorer: str) -> int:
-    cls = scorer_class(scorer)
-    return int(getattr(cls, "sensor_defaults", {}).get("frames", FALLBACK_FRAMES.get(scorer, 10)))
+def sensor_defaults(scorer: str, train: list[np.ndarray], *, frames: int | None = None,
+                    train_stride: int | None = None) -> dict[str, Any]:
+    """Window length and training stride for ``scorer`` on these training segments: the
+    scorer's rule (``models/sensor_rules.py``) unless given by hand."""
+    return sensor_settings(scorer_class(scorer).sensor_rule, train, frames=frames, train_stride=train_stride)
 
 
 def _longest_runs(rows: np.ndarray) -> np.ndarray:
@@ -166,11 +168,12 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
     segments = [s for s in segments if not np.isnan(s).any()] or segments
     if any(np.isnan(s).any() for s in segments):
         raise DataError(f"{data}: readings have missing values; train with resampling (forward-fill)")
-    frames = opts.frames or default_frames(opts.scorer)
     if not 0.0 < opts.holdout < 1.0:
         raise DataError(f"holdout must lie in (0, 1), got {opts.holdout}")
     splits = [int(round(len(s) * (1.0 - opts.holdout))) for s in segments]
     train = [s[:k] for s, k in zip(segments, splits)]
+    rule = sensor_defaults(opts.scorer, train, frames=opts.frames, train_stride=opts.train_stride)
+    frames = rule["frames"]
     spec = sensor_spec(train, channels=channels, step_s=step_s, max_gap_s=max_gap_s,
                        time_column=opts.time_column)
     params = dict(opts.params or {})
@@ -180,7 +183,8 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
                                 "rows": int(sum(map(len, train))), "frames": frames})
     model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=train, frames=frames,
                                     window_steps=opts.window_steps, hop_steps=opts.hop_steps,
-                                    params=params, seed=opts.seed, device=opts.device, progress=progress)
+                                    params=params, seed=opts.seed, device=opts.device,
+                                    train_stride=rule["train_stride"], progress=progress)
     check_fit(fit, out)
     hold = [(s, k) for s, k in zip(segments, splits) if len(s) - k >= 1 and len(s) >= frames]
     threshold = fit_sensor_threshold(model, [s for s, _ in hold], [k for _, k in hold],
@@ -209,7 +213,7 @@ def train_sensors(data: str | Path, out: str | Path, opts: SensorTrainOptions,
             "clip_sha256": sorted(file_sha256(p) for p in paths), "files": [p.name for p in paths],
             "segments": len(segments), "train_rows": int(sum(map(len, train))),
             "holdout": opts.holdout, "resample": opts.resample, "seed": opts.seed,
-            "fit": fit.to_dict(), "seconds": round(time.perf_counter() - t0, 3),
+            "sensor_rule": rule, "fit": fit.to_dict(), "seconds": round(time.perf_counter() - t0, 3),
         },
         "versions": library_versions(),
     }

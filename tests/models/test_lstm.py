@@ -40,6 +40,8 @@ def test_forecaster_learns_and_flags_unforecastable_readings(combine):
 
 def test_window_layout_adapts_to_short_windows():
     s = LstmForecastScorer(input_spec=InputSpec(frames=5, features=3), device="cpu", hidden=4)
-    assert s.first_position == 3 and s.steps == 4
+    assert s.first_position == 2 and s.steps == 4  # at most half the window warms up
     s2 = LstmForecastScorer(input_spec=InputSpec(frames=260, features=3), device="cpu", hidden=4)
     assert s2.first_position == 50 and s2.steps == 10
+    s3 = LstmForecastScorer(input_spec=InputSpec(frames=64, features=3), device="cpu", hidden=4)
+    assert s3.first_position == 32
