@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..dense import mirrored_stack
+
 
 def _dense_block(n_in: int, n_out: int) -> list[nn.Module]:
     return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out, eps=1e-3, momentum=0.01), nn.ReLU()]
@@ -19,24 +21,8 @@ class DcaseAutoencoder(nn.Module):
 
     def __init__(self, input_dim: int, *, hidden: int = 128, latent: int = 8, layers: int = 4) -> None:
         super().__init__()
-        enc: list[nn.Module] = []
-        n = input_dim
-        for _ in range(layers):
-            enc += _dense_block(n, hidden)
-            n = hidden
-        enc += _dense_block(hidden, latent)
-        dec: list[nn.Module] = []
-        n = latent
-        for _ in range(layers):
-            dec += _dense_block(n, hidden)
-            n = hidden
-        dec.append(nn.Linear(hidden, input_dim))
-        self.encoder = nn.Sequential(*enc)
-        self.decoder = nn.Sequential(*dec)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.encoder, self.decoder = mirrored_stack(input_dim, hidden=hidden, latent=latent, layers=layers,
+                                                    block=_dense_block)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, epoch_batches,
                     train_by_epochs)
+from ..dense import build_dense
 from ..sensor_rules import SensorRule
 from .fast import FoldedAutoencoder
 from .net import DcaseAutoencoder
@@ -27,10 +28,7 @@ class AutoencoderScorer(Scorer):
     sensor_rule = SensorRule(frames=10, min_frames=10, train_windows=5000)
 
     def build(self) -> nn.Module:
-        torch.manual_seed(self.seed)  # reproducible initial weights
-        h = self.hyper
-        return DcaseAutoencoder(self.input_spec.frames * self.input_spec.features,
-                                hidden=h["hidden"], latent=h["latent"], layers=h["layers"])
+        return build_dense(DcaseAutoencoder, spec=self.input_spec, hyper=self.hyper, seed=self.seed)
 
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
             progress: Progress | None = None) -> FitReport:

@@ -12,32 +12,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..dense import mirrored_stack
+
+
+def _relu_block(n_in: int, n_out: int) -> list[nn.Module]:
+    return [nn.Linear(n_in, n_out), nn.ReLU()]
+
 
 class WeaklySupervisedAutoencoder(nn.Module):
     """``[B, input_dim]`` -> ``[B, input_dim]`` reconstruction, in standardised units."""
 
     def __init__(self, input_dim: int, *, hidden: int = 128, latent: int = 8, layers: int = 4) -> None:
         super().__init__()
-        enc: list[nn.Module] = []
-        n = input_dim
-        for _ in range(layers):
-            enc += [nn.Linear(n, hidden), nn.ReLU()]
-            n = hidden
-        enc += [nn.Linear(hidden, latent), nn.ReLU()]
-        dec: list[nn.Module] = []
-        n = latent
-        for _ in range(layers):
-            dec += [nn.Linear(n, hidden), nn.ReLU()]
-            n = hidden
-        dec.append(nn.Linear(hidden, input_dim))
-        self.encoder = nn.Sequential(*enc)
-        self.decoder = nn.Sequential(*dec)
+        self.encoder, self.decoder = mirrored_stack(input_dim, hidden=hidden, latent=latent, layers=layers,
+                                                    block=_relu_block)
         self.register_buffer("mean", torch.zeros(input_dim))
         self.register_buffer("std", torch.ones(input_dim))
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)

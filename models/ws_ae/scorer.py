@@ -20,6 +20,7 @@ from torch import nn
 
 from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
                     time_ordered_split, train_by_epochs)
+from ..dense import build_dense
 from ..errors import ScorerError
 from ..threshold import fit_threshold
 from .net import WeaklySupervisedAutoencoder
@@ -50,10 +51,7 @@ class WeaklySupervisedAEScorer(Scorer):
     threshold_convention = "paper"
 
     def build(self) -> nn.Module:
-        torch.manual_seed(self.seed)  # reproducible initial weights
-        h = self.hyper
-        return WeaklySupervisedAutoencoder(self.input_spec.frames * self.input_spec.features,
-                                           hidden=h["hidden"], latent=h["latent"], layers=h["layers"])
+        return build_dense(WeaklySupervisedAutoencoder, spec=self.input_spec, hyper=self.hyper, seed=self.seed)
 
     # -- training -----------------------------------------------------------------------
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
