@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -144,6 +145,34 @@ class Scorer(ABC):
         initial = self.module.state_dict()
         self.module.load_state_dict({**{k: initial[k] for k in self.added_buffers if k not in state}, **state})
         self.module.eval()
+
+    def fit_minibatches(self, windows: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor], *,
+                        stopping: EarlyStopping, progress: Progress | None = None) -> FitReport:
+        """Mini-batch Adam on ``loss(windows)`` with early stopping on a time-ordered validation
+        split: the recipe of scorers that train one module on one loss (hyperparameters ``lr``,
+        ``batch_size``, ``epochs`` and ``validation``, the held-out fraction)."""
+        check_training_windows(self.name, windows, self.input_spec)
+        h = self.hyper
+        torch.manual_seed(self.seed)  # dropout masks
+        x = windows.to(self.device, torch.float32)
+        train, val = time_ordered_split(x, h["validation"])
+        gen = self._generator()
+        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
+
+        def validation() -> float:
+            with torch.no_grad():
+                return float(loss(val))
+
+        t0 = time.perf_counter()
+        info = train_by_epochs(
+            self.name, self.module,
+            lambda: minibatch_epoch(opt, lambda idx: loss(train[idx]), len(train), h["batch_size"], gen,
+                                    self.device),
+            epochs=h["epochs"], val_loss=validation if val is not None else None, stopping=stopping,
+            progress=progress)
+        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
+                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
+                                                       "best_epoch": info["best_epoch"]})
 
     @classmethod
     def test_params(cls) -> dict[str, Any]:

@@ -8,13 +8,10 @@ Keras' EarlyStopping without restore_best_weights, the weights of the last epoch
 """
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
-from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
-                    time_ordered_split, train_by_epochs)
+from ..base import EarlyStopping, FitReport, Progress, Scorer
 from ..errors import ScorerError
 from ..sensor_rules import SensorRule
 from .net import ConvAutoencoder
@@ -46,31 +43,9 @@ class ConvAutoencoderScorer(Scorer):
 
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
             progress: Progress | None = None) -> FitReport:
-        check_training_windows(self.name, windows, self.input_spec)
-        h = self.hyper
-        torch.manual_seed(self.seed)  # dropout masks
-        x = windows.to(self.device, torch.float32)
-        train, val = time_ordered_split(x, h["validation"])
-        gen = self._generator()
-        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
-
-        def reconstruction(xb: torch.Tensor) -> torch.Tensor:
-            return (self.module(xb) - xb).square().mean()
-
-        def validation() -> float:
-            with torch.no_grad():
-                return float(reconstruction(val))
-
-        t0 = time.perf_counter()
-        info = train_by_epochs(
-            self.name, self.module,
-            lambda: minibatch_epoch(opt, lambda idx: reconstruction(train[idx]), len(train),
-                                    h["batch_size"], gen, self.device),
-            epochs=h["epochs"], val_loss=validation if val is not None else None,
-            stopping=EarlyStopping(h["patience"], min_delta=0.0, restore_best=False), progress=progress)
-        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
-                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
-                                                       "best_epoch": info["best_epoch"]})
+        return self.fit_minibatches(windows, lambda xb: (self.module(xb) - xb).square().mean(),
+                                    stopping=EarlyStopping(self.hyper["patience"], min_delta=0.0,
+                                                           restore_best=False), progress=progress)
 
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

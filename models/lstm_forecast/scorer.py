@@ -13,13 +13,10 @@ window, and small windows (the contract test's T = 5) shrink the horizon to fit.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
-from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
-                    time_ordered_split, train_by_epochs)
+from ..base import EarlyStopping, FitReport, Progress, Scorer
 from ..errors import ScorerError
 from ..sensor_rules import SensorRule
 from ..series import COMBINE, mewma_precision, window_score
@@ -87,34 +84,17 @@ class LstmForecastScorer(Scorer):
     # -- contract -------------------------------------------------------------------------
     def fit(self, windows: torch.Tensor, *, labels: torch.Tensor | None = None,
             progress: Progress | None = None) -> FitReport:
-        check_training_windows(self.name, windows, self.input_spec)
         h = self.hyper
-        torch.manual_seed(self.seed)  # dropout masks
+        report = self.fit_minibatches(windows, self._loss, progress=progress,
+                                      stopping=EarlyStopping(h["patience"], min_delta=3e-4, restore_best=True))
         x = windows.to(self.device, torch.float32)
-        train, val = time_ordered_split(x, h["validation"])
-        gen = self._generator()
-        opt = torch.optim.Adam(self.module.parameters(), lr=h["lr"])
-
-        def validation() -> float:
-            with torch.no_grad():
-                return float(self._loss(val))
-
-        t0 = time.perf_counter()
-        info = train_by_epochs(
-            self.name, self.module,
-            lambda: minibatch_epoch(opt, lambda idx: self._loss(train[idx]), len(train), h["batch_size"],
-                                    gen, self.device),
-            epochs=h["epochs"], val_loss=validation if val is not None else None,
-            stopping=EarlyStopping(h["patience"], min_delta=3e-4, restore_best=True), progress=progress)
         with torch.no_grad():
             errs = torch.cat([self._errors(x[i:i + 1024]) for i in range(0, len(x), 1024)])
             self.module.err_scale.copy_(errs.abs().mean(dim=(0, 1)).clamp_min(1e-6))
             if h["combine"] == "mewma":
                 self.module.precision.copy_(mewma_precision(errs / self.module.err_scale, h["span"]))
-        return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
-                         n_windows=int(len(x)), extra={"validation_loss": info["validation_loss"],
-                                                       "best_epoch": info["best_epoch"],
-                                                       "err_scale": self.module.err_scale.tolist()})
+        report.extra["err_scale"] = self.module.err_scale.tolist()
+        return report
 
     @torch.inference_mode()
     def score_detail(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
