@@ -18,35 +18,12 @@ from workers.offline import score_clips
 from monitor.datasets import ReadReport, read_clip
 from monitor.errors import DataError
 from monitor.training.checks import check_trained
+from monitor.training.labels import read_labels
 from monitor.training.normal_clips import select_normal_clips
 from monitor.training.audio import clip_vectors, library_versions, read_clips, threshold_variants
 from monitor.training.ws_ae_stages import select_retrain_margin
 
 log = logging.getLogger(__name__)
-
-
-def read_labels(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The labels file (JSON lines written by ``monitor label``): the last label per event wins."""
-    import json  # noqa: PLC0415
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: labels file does not exist (write it with `monitor label`)")
-    out: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            eid, label = rec["event_id"], rec["label"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}:{n}: not a label record ({exc})") from None
-        if label not in ("fault", "normal"):
-            raise DataError(f"{path}:{n}: label must be 'fault' or 'normal', got {label!r}")
-        out[eid] = rec
-    if not out:
-        raise DataError(f"{path}: no labels")
-    return out
 
 
 def retrain_from_labels(model_dir: str | Path, labels: str | Path, *, out: str | Path | None = None,

@@ -83,7 +83,7 @@ def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
 
 
 def labels(routes: list[Route]) -> str:
-    from monitor.commands.label import LABELS, model_root  # noqa: PLC0415
+    from monitor.training.labels import LABELS, model_root  # noqa: PLC0415
 
     parts = []
     for r in routes:

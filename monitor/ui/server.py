@@ -114,7 +114,7 @@ class UiServer:
         return wav
 
     def label(self, event_id: str, label: str, note: str, by: str) -> dict[str, Any]:
-        from monitor.commands.label import LABELS, model_root, write_label  # noqa: PLC0415
+        from monitor.training.labels import LABELS, model_root, write_label  # noqa: PLC0415
 
         ev = self.state.event(event_id) if EVENT_ID.match(event_id) else None
         if ev is None or ev.get("kind", "machine") != "machine":
