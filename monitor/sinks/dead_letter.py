@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from monitor.sinks.kafka import SinkError
+from monitor.sinks.kafka import TopicSender
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,10 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_MAX_VALUE = 1_000_000
 
 
-class DeadLetterSink:
+class DeadLetterSink(TopicSender):
     def __init__(self, producer, topic: str, *, max_value_bytes: int = DEAD_LETTER_MAX_VALUE) -> None:
-        self.producer, self.topic, self.max_value_bytes = producer, topic, max_value_bytes
-        self._sent: list = []  # (future, (key, value, headers)), not yet flushed
-        self._failed: list[tuple] = []  # kept for ``resend`` after the producer was rebuilt
+        super().__init__(producer, topic, what="dead-letter topic")
+        self.max_value_bytes = max_value_bytes
         self.count = 0
 
     def send(self, *, key: bytes | None, value: bytes | None, headers, error: str, detail: str,
@@ -39,34 +38,8 @@ class DeadLetterSink:
         if value is not None and len(value) > self.max_value_bytes:
             h.append(("value_omitted_bytes", str(len(value)).encode()))
             value = None
-        self._send((key, value, h))
+        self.send_record((key, value, h))
         self.count += 1
-
-    def _send(self, record: tuple) -> None:
-        from kafka.errors import KafkaError  # noqa: PLC0415
-
-        key, value, h = record
-        try:
-            self._sent.append((self.producer.send(self.topic, key=key, value=value, headers=h), record))
-        except KafkaError:
-            self._failed.append(record)
-
-    def flush(self) -> None:
-        self.producer.flush()
-        sent, self._sent = self._sent, []
-        errors = [f.exception for f, _ in sent if f.failed()]
-        self._failed += [r for f, r in sent if f.failed()]
-        if self._failed:
-            raise SinkError(f"dead-letter topic {self.topic}: {len(self._failed)} send(s) failed "
-                            f"({errors[0] if errors else 'the producer refused them'})")
-
-    def resend(self, producer) -> int:
-        """Use ``producer`` from now on and send again what failed; returns how many."""
-        self.producer = producer
-        failed, self._failed = self._failed, []
-        for r in failed:
-            self._send(r)
-        return len(failed)
 
 
 def dead_letter_fields(headers) -> dict[str, str]:

@@ -48,3 +48,48 @@ def test_stdout_lines_are_readable_or_json():
     StdoutSink(stream=out).write(_event())
     line = out.getvalue()
     assert line.startswith("[OPEN  ] line3/pump-02/mic0  dead-input") and "digital silence" in line
+
+
+class _Future:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.exception = error
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+class _Producer:
+    """kafka-python's send/flush surface; ``fail`` = the next sends' futures fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.sent, self.flushes = fail, [], 0
+
+    def send(self, topic, *, key, value, headers):
+        self.sent.append((topic, key, value, headers))
+        return _Future(RuntimeError("broker gone") if self.fail else None)
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_kafka_sinks_keep_failed_sends_and_send_them_again_on_a_new_producer():
+    from monitor.sinks.dead_letter import DeadLetterSink
+    from monitor.sinks.kafka import KafkaSink, SinkError
+
+    old, new = _Producer(fail=True), _Producer()
+    events, dlq = KafkaSink(old, "ev"), DeadLetterSink(old, "dlq", max_value_bytes=4)
+    events.write(_event())
+    dlq.send(key=b"k", value=b"too long", headers=[("seq", b"3")], error="bad-json", detail="x",
+             topic="audio", partition=1, offset=42)
+    with pytest.raises(SinkError, match=r"events topic ev: 1 send\(s\) failed \(broker gone\)"):
+        events.flush()
+    with pytest.raises(SinkError, match=r"dead-letter topic dlq: 1 send\(s\) failed"):
+        dlq.flush()
+    assert events.resend(new) == 1 and dlq.resend(new) == 1
+    events.flush()
+    dlq.flush()  # the new producer acknowledged both: nothing left to raise
+    (t1, k1, v1, h1), (t2, k2, v2, h2) = new.sent
+    assert (t1, k1, h1) == ("ev", b"line3/pump-02/mic0", None) and json.loads(v1)["kind"] == "dead-input"
+    assert (t2, k2, v2) == ("dlq", b"k", None)  # the value over the bound is left out, its size said
+    assert dict(h2)["source_offset"] == b"42" and dict(h2)["value_omitted_bytes"] == b"8"
+    assert new.sent[0][1:3] == old.sent[0][1:3] and events.resend(new) == 0
