@@ -22,22 +22,10 @@ class AudioFrontEnd:
         self.spec = spec
         self.module = LogMel(spec, mel_fb).to(device)
         self.device = torch.device(device)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.spec.sample_rate
-
-    @property
-    def frame_len(self) -> int:
-        return self.spec.n_fft
-
-    @property
-    def frame_hop(self) -> int:
-        return self.spec.hop_length
-
-    @property
-    def n_features(self) -> int:
-        return self.spec.n_mels
+        #: how raw samples are framed, and the features per frame (the spec's, named alike
+        #: across front ends)
+        self.sample_rate, self.frame_len, self.frame_hop = spec.sample_rate, spec.n_fft, spec.hop_length
+        self.n_features = spec.n_mels
 
     def features(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``[N, n_fft]`` raw frames -> ``[N, n_mels]`` dB on the device."""
