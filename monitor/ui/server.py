@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,7 +50,8 @@ class UiOptions:
     def check(self) -> None:
         if self.labelling and not self.token and self.host not in LOOPBACK:
             raise ConfigError(f"web view: labelling is on and no token is set, so it will not bind "
-                              f"to {self.host} (only 127.0.0.1): set a token (ui.token / --token)")
+                              f"to {self.host} (only 127.0.0.1): set a token (--token or "
+                              f"MONITOR_UI_TOKEN)")
 
 
 class UiServer:
@@ -58,16 +60,24 @@ class UiServer:
         self.state, self.opt = state, options
         self.figures: dict[str, bytes] = {}  # event id + status -> PNG (small cache)
         handler = _handler(self)
-        self.server = ThreadingHTTPServer((options.host, options.port), handler)
+        server_class = _Server6 if ":" in options.host else ThreadingHTTPServer
+        try:
+            self.server = server_class((options.host, options.port), handler)
+        except OSError as exc:  # port taken, an address this machine does not have, ...
+            raise ConfigError(f"web view: cannot listen on {self.url_for(options.host, options.port)}: "
+                              f"{exc.strerror or exc}") from None
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="ui", daemon=True)
         self.stopping = threading.Event()
 
+    @staticmethod
+    def url_for(host: str, port: int) -> str:
+        return f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+
     @property
     def url(self) -> str:
-        host = self.opt.host if ":" not in self.opt.host else f"[{self.opt.host}]"
-        return f"http://{host}:{self.port}/"
+        return self.url_for(self.opt.host, self.port)
 
     def start(self) -> "UiServer":
         self.thread.start()
@@ -127,6 +137,12 @@ class UiServer:
             raise DataError("labels need the event's audio: set sinks.event_audio in the config")
         return write_label(ev, label=label, labels=model_root(route.model_root) / LABELS,
                            audio_store=self.opt.audio_store, note=note, by=by)
+
+
+class _Server6(ThreadingHTTPServer):
+    """The same server on an IPv6 address (``--host ::1``)."""
+
+    address_family = socket.AF_INET6
 
 
 def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:

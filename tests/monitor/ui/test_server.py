@@ -160,6 +160,44 @@ def test_refuses_to_bind_beyond_loopback_with_labelling_and_no_token(setup):
     ui.server.server_close()
 
 
+def test_a_port_in_use_or_a_foreign_address_is_one_line():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on http://127.0.0.1:{port}/: "):
+            UiServer(UiState(), UiOptions(port=port))
+    with pytest.raises(ConfigError, match="cannot listen on http://192.0.2.1:0/"):  # TEST-NET-1
+        UiServer(UiState(), UiOptions(host="192.0.2.1", port=0, token="t"))
+
+
+def test_ipv6_loopback_binds():
+    if not socket_has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback (::1)")
+    ui = UiServer(UiState(), UiOptions(host="::1", port=0)).start()
+    try:
+        assert ui.url == f"http://[::1]:{ui.port}/"
+        c = http.client.HTTPConnection("::1", ui.port, timeout=10)
+        c.request("GET", "/api/overview")
+        assert c.getresponse().status == 200
+        c.close()
+    finally:
+        ui.close()
+
+
+def socket_has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def test_event_page_has_details_figure_and_audio(setup):
     ui = _serve(setup, labelling=True)
     try:
