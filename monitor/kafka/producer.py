@@ -149,7 +149,7 @@ def chain(first: OutChunk, rest: Iterator[OutChunk]) -> Iterator[OutChunk]:
 
 def sensor_rows(path: Path, *, time_column: str | None = None, columns: list[str] | None = None):
     """(ts_ns, {column: value}) per CSV row; ``,`` or ``;`` separated; non-numeric cells skipped."""
-    from monitor.sources.kafka_sensors import _ts_ns  # noqa: PLC0415
+    from monitor.sources.kafka_sensors import parse_ts_ns  # noqa: PLC0415
 
     text = path.read_text(encoding="utf-8")
     dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
@@ -161,7 +161,7 @@ def sensor_rows(path: Path, *, time_column: str | None = None, columns: list[str
         if ts_raw is None:
             ts = i * 1_000_000_000
         else:
-            ts = _ts_ns(int(ts_raw) if ts_raw.isdigit() else ts_raw.replace(" ", "T"), f"{path} row {i + 2}")
+            ts = parse_ts_ns(int(ts_raw) if ts_raw.isdigit() else ts_raw.replace(" ", "T"), f"{path} row {i + 2}")
         values = {}
         for k, v in row.items():
             if k == time_column or (columns and k not in columns):

@@ -20,7 +20,9 @@ class SensorReading:
     values: dict[str, float]
 
 
-def _ts_ns(ts, where: str) -> int:
+def parse_ts_ns(ts, where: str) -> int:
+    """A reading's ``ts`` (ns since epoch, or ISO-8601 text; naive = UTC) as ns since epoch;
+    anything else is a ``bad-ts`` ``BadMessage`` naming ``where``."""
     if isinstance(ts, bool):
         raise BadMessage("bad-ts", f"{where}: ts must be ns since epoch or ISO-8601, got {ts!r}")
     if isinstance(ts, int):
@@ -58,7 +60,7 @@ def _reading(obj, where: str) -> SensorReading:
         if not math.isfinite(v):
             raise BadMessage("bad-values", f"{where}: values.{name} is not finite")
         out[str(name)] = float(v)
-    return SensorReading(_ts_ns(obj["ts"], where), out)
+    return SensorReading(parse_ts_ns(obj["ts"], where), out)
 
 
 def decode_sensors(key: bytes | None, value: bytes | None) -> tuple[str, list[SensorReading]]:
