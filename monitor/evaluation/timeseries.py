@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import ThresholdError
 from monitor.alerting import HysteresisSpec
 from monitor.evaluation.anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
                            telemanom_flags)
-from monitor.errors import DataError
+from monitor.errors import DataError, ThresholdError
 from monitor.runtime.runner import StreamRunner
 from monitor.training.sensors import (SENSOR_Q, build_sensor_model, fit_sensor_threshold, grid_segments,
                                       sensor_defaults, sensor_spec)

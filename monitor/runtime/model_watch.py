@@ -16,10 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.artifacts import LATEST, resolve_model_dir
-from models.errors import MonitorError
 from workers.conditioned import bind_condition
 from workers.model import LoadedModel, load_model
 from workers.model_check import check_model
+
+from monitor.errors import MonitorError
 
 log = logging.getLogger(__name__)
 

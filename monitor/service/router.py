@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from models.errors import MonitorError
 from workers.conditioned import bind_condition
 from workers.model import LoadedModel, load_model
 
 from monitor.config import Config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.runtime.event_audio import EventAudioSpec, EventAudioStore
 from monitor.runtime.model_watch import ModelWatcher
 from monitor.runtime.runner import StreamRunner

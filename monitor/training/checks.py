@@ -14,11 +14,10 @@ from pathlib import Path
 
 from models.artifacts import LATEST
 from models.base import FitReport
-from models.errors import ModelFileError
 from workers.model import LoadedModel
 from workers.model_check import broken_reason
 
-from monitor.errors import DataError
+from monitor.errors import DataError, ModelFileError
 
 
 def _need(ok: bool, flag: str, value, rule: str) -> None:
