@@ -5,7 +5,9 @@ endpoint uses): no new dependency, nothing to build, and one thread per open pag
 for the handful of engineers who watch a line. Security: it binds 127.0.0.1 unless told
 otherwise; with a token every request needs it (``Authorization: Bearer``, basic auth whose
 password is the token, or ``?token=`` once, which sets a cookie); it is read-only unless
-labelling is on, and refuses to bind beyond loopback with labelling on and no token. Files are
+labelling is on, and refuses to bind beyond loopback with labelling on and no token. Bound to
+loopback it answers only requests addressed to a loopback name (DNS rebinding); a label must
+come as JSON from the view's own origin (no cross-site form or script can send one). Files are
 served only from the package's own static folder (by name) and from the event-audio store
 (by a 24-hex-digit event id, resolved inside the store).
 """
@@ -113,6 +115,34 @@ class UiServer:
                 return True, ""
         return False, ""
 
+    def host_refused(self, headers) -> bool:
+        """Bound to loopback, only loopback names are served: a page elsewhere whose name is made
+        to resolve to 127.0.0.1 (DNS rebinding) would otherwise read the view as its own."""
+        if self.opt.host not in LOOPBACK:
+            return False
+        host = headers.get("Host", "").strip().lower()
+        name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return bool(host) and name not in LOOPBACK
+
+    @staticmethod
+    def cross_site(headers) -> str | None:
+        """Why a label request is refused as not coming from the view's own page, or None. A page
+        elsewhere can make the engineer's browser POST here (a plain form needs no permission,
+        and the browser adds its basic-auth credentials): the view's script sends JSON from
+        this origin, which a form cannot, and a script elsewhere may not without asking first
+        (a CORS preflight, which this server does not answer)."""
+        if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
+            return "a label is sent as application/json"
+        site = headers.get("Sec-Fetch-Site", "")
+        if site and site not in ("same-origin", "none"):
+            return f"a cross-site request (Sec-Fetch-Site: {site})"
+        origin = headers.get("Origin", "")
+        if origin and origin != "null" and urlsplit(origin).netloc != headers.get("Host", ""):
+            return f"a request from another origin ({origin})"
+        if origin == "null":
+            return "a request from an opaque origin"
+        return None
+
     def audio_path(self, event_id: str) -> Path | None:
         """The stored WAV of an event, only ever inside the event-audio store."""
         if not self.opt.audio_store or not EVENT_ID.match(event_id):
@@ -185,6 +215,9 @@ def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             q = parse_qs(url.query)
+            if ui.host_refused(self.headers):
+                self._send(403, "this web view answers to 127.0.0.1 / localhost only\n")
+                return
             ok, _user, extra = self._auth(q)
             if not ok:
                 self._send(401, "token required\n", headers={"WWW-Authenticate": 'Basic realm="monitor"'})
@@ -269,6 +302,9 @@ def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
+            if ui.host_refused(self.headers):
+                self._send(403, "this web view answers to 127.0.0.1 / localhost only\n")
+                return
             ok, user, _ = self._auth({})
             if not ok:
                 self._send(401, "token required\n", headers={"WWW-Authenticate": 'Basic realm="monitor"'})
@@ -278,6 +314,10 @@ def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:
                 return
             if not ui.opt.labelling:
                 self._send(403, "labelling is off in this web view (start it with labelling on)\n")
+                return
+            why = ui.cross_site(self.headers)
+            if why:
+                self._json({"error": f"refused: {why}; labels come from the view's own page"}, 403)
                 return
             try:
                 n = int(self.headers.get("Content-Length", "0"))

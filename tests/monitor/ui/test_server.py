@@ -22,6 +22,7 @@ from monitor.ui.state import Route, UiState
 
 SR = 16000
 STREAM = "line3/pump-02"
+JSON = {"Content-Type": "application/json"}
 
 
 def _event(status="closed", start=16000, end=40000, **kw):
@@ -66,7 +67,8 @@ def test_token_required_everywhere(setup):
     ui = _serve(setup, token="s3cret")
     try:
         eid = setup["event"]["event_id"]
-        for path in ("/", f"/event/{eid}", f"/audio/{eid}.wav", "/api/overview", "/labels", "/static/app.js"):
+        for path in ("/", f"/event/{eid}", f"/audio/{eid}.wav", f"/figure/{eid}.png", "/api/overview",
+                     "/api/events", "/api/updates", "/labels", "/static/app.js"):
             assert _get(ui, path)[0] == 401, path
             assert _get(ui, path, {"Authorization": "Bearer wrong"})[0] == 401, path
         assert _get(ui, "/api/overview", {"Authorization": "Bearer s3cret"})[0] == 200
@@ -134,7 +136,7 @@ def test_basic_auth_user_is_who_labels(setup):
     try:
         basic = base64.b64encode(b"bob:t0k").decode()
         body = json.dumps({"event_id": setup["event"]["event_id"], "label": "normal", "by": "mallory"})
-        code, _, data = _get(ui, "/api/label", {"Authorization": f"Basic {basic}"}, "POST", body)
+        code, _, data = _get(ui, "/api/label", {"Authorization": f"Basic {basic}", **JSON}, "POST", body)
         assert code == 200 and json.loads(data)["labelled_by"] == "bob"
     finally:
         ui.close()
@@ -144,8 +146,8 @@ def test_read_only_unless_labelling_is_on(setup):
     ui = _serve(setup)
     try:
         body = json.dumps({"event_id": setup["event"]["event_id"], "label": "fault"})
-        code, _, _ = _get(ui, "/api/label", {}, "POST", body)
-        assert code == 403
+        code, _, data = _get(ui, "/api/label", JSON, "POST", body)
+        assert code == 403 and b"labelling is off" in data
         assert not (setup["root"] / "labels.jsonl").exists()
         _, _, page = _get(ui, f"/event/{setup['event']['event_id']}")
         assert b"label-fault" not in page and b"Labelling is off" in page
@@ -158,6 +160,46 @@ def test_refuses_to_bind_beyond_loopback_with_labelling_and_no_token(setup):
         UiServer(setup["state"], UiOptions(host="0.0.0.0", port=0, labelling=True))
     ui = UiServer(setup["state"], UiOptions(host="0.0.0.0", port=0, labelling=True, token="x"))
     ui.server.server_close()
+
+
+def test_a_label_from_another_site_is_refused(setup):
+    """A page elsewhere can make the engineer's browser POST to the view (a plain form needs no
+    permission, and the browser adds its basic-auth credentials): only JSON from the view's own
+    origin labels."""
+    ui = _serve(setup, labelling=True)
+    eid = setup["event"]["event_id"]
+    own = f"http://127.0.0.1:{ui.port}"
+    # a text/plain form whose body happens to parse as JSON: the classic cross-site label
+    form = '{"event_id": "%s", "label": "normal", "pad": "="}' % eid
+    try:
+        for headers, body in (({"Content-Type": "text/plain"}, form),
+                              ({"Content-Type": "application/x-www-form-urlencoded"}, form),
+                              ({}, form),
+                              ({**JSON, "Origin": "http://evil.example"}, form),
+                              ({**JSON, "Origin": "null"}, form),
+                              ({**JSON, "Sec-Fetch-Site": "cross-site"}, form)):
+            code, _, data = _get(ui, "/api/label", headers, "POST", body)
+            assert code == 403 and b"refused" in data, (headers, data)
+        assert not (setup["root"] / "labels.jsonl").exists()
+        ok = {**JSON, "Origin": own, "Sec-Fetch-Site": "same-origin"}  # what the view's page sends
+        code, _, data = _get(ui, "/api/label", ok, "POST", json.dumps({"event_id": eid, "label": "fault"}))
+        assert code == 200, data
+    finally:
+        ui.close()
+
+
+def test_loopback_view_answers_loopback_names_only(setup):
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends
+    Host: evil.example; the view bound to loopback does not serve it."""
+    ui = _serve(setup)
+    try:
+        for host in (f"127.0.0.1:{ui.port}", f"localhost:{ui.port}", "localhost", f"[::1]:{ui.port}"):
+            assert _get(ui, "/api/overview", {"Host": host})[0] == 200, host
+        for host in (f"evil.example:{ui.port}", "evil.example", f"127.0.0.1.evil.example:{ui.port}"):
+            assert _get(ui, "/api/overview", {"Host": host})[0] == 403, host
+            assert _get(ui, f"/audio/{setup['event']['event_id']}.wav", {"Host": host})[0] == 403, host
+    finally:
+        ui.close()
 
 
 def test_a_port_in_use_or_a_foreign_address_is_one_line():
@@ -268,7 +310,7 @@ def test_labels_page_lists_labels_and_the_retrain_command(setup):
     ui = _serve(setup, labelling=True)
     try:
         body = json.dumps({"event_id": setup["event"]["event_id"], "label": "fault", "by": "ana"})
-        assert _get(ui, "/api/label", {}, "POST", body)[0] == 200
+        assert _get(ui, "/api/label", JSON, "POST", body)[0] == 200
         _, _, page = _get(ui, "/labels")
         text = page.decode()
         assert setup["event"]["event_id"] in text and "ana" in text
