@@ -21,6 +21,8 @@ THRESHOLD = "monitor_stream_threshold"
 
 class Feed:
     name = "feed"
+    retry_s = 2.0  # between tries while the source is away
+    say_again_s = 60.0  # the same failure is logged once per this long, with how often it recurred
 
     def __init__(self, state: UiState) -> None:
         self.state = state
@@ -36,13 +38,21 @@ class Feed:
         self.thread.join(5)
 
     def _run(self) -> None:
+        said, said_at, held = None, 0.0, 0  # a broker away for an hour is one line a minute, not 1,800
         while not self.stopping.is_set():
             try:
                 self.loop()
             except Exception as exc:  # noqa: BLE001 - the page shows it; the feed retries
-                self.state.note_feed(self.name, f"{type(exc).__name__}: {exc}")
-                log.warning("web view feed failed, retrying", extra={"feed": self.name, "error": str(exc)})
-                self.stopping.wait(2.0)
+                text = f"{type(exc).__name__}: {exc}"
+                self.state.note_feed(self.name, text)
+                now = time.monotonic()
+                if text != said or now - said_at >= self.say_again_s:
+                    log.warning("web view feed failed, retrying", extra={
+                        "feed": self.name, "error": str(exc), **({"repeats": held} if held else {})})
+                    said, said_at, held = text, now, 0
+                else:
+                    held += 1
+                self.stopping.wait(self.retry_s)
 
     def loop(self) -> None:
         raise NotImplementedError

@@ -75,3 +75,28 @@ def test_metrics_urls_follow_the_workers_ports():
     cfg = load_config(None, env={}, overrides=["health.port=9200", "service.workers=3", "health.host=0.0.0.0"])
     assert metrics_urls(cfg) == [f"http://127.0.0.1:{9200 + i}/metrics" for i in range(3)]
     assert metrics_urls(load_config(None, env={}, overrides=["health.port=0"])) == []
+
+
+def test_a_feed_whose_source_stays_away_says_so_once_not_every_retry(caplog):
+    """The events topic's broker down: the first failure is logged, its retries (every
+    ``retry_s``) are counted, and the page shows the error throughout."""
+    import logging
+    import time
+
+    from monitor.config import KafkaConfig
+    from monitor.kafka.broker import free_port
+    from monitor.ui.feeds import KafkaEvents
+
+    state = UiState()
+    feed = KafkaEvents(state, KafkaConfig(bootstrap=f"127.0.0.1:{free_port()}"), topic="machine-events")
+    feed.retry_s = 0.2
+    with caplog.at_level(logging.WARNING, logger="monitor.ui.feeds"):
+        feed.start()
+        try:
+            wait_for(lambda: state.feed_errors.get("events-topic"), timeout=20, what="the feed's error")
+            time.sleep(3.0)  # many retries
+        finally:
+            feed.stop()
+    lines = [r for r in caplog.records if r.getMessage() == "web view feed failed, retrying"]
+    assert len(lines) == 1, [r.__dict__.get("error") for r in lines]
+    assert "connection refused" in state.feed_errors["events-topic"]
