@@ -48,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="'mic' (default): a sound card through PortAudio; '-': raw mono PCM at the "
                         "model's rate on standard input, e.g. `arecord -f S16_LE -r 16000 -c 1 -t raw | "
                         "monitor listen --model M --input -`")
-    p.add_argument("--format", default="s16le", choices=("s16le", "f32le"), help="with --input -: the PCM format")
+    p.add_argument("--format", dest="fmt", default="s16le", choices=("s16le", "f32le"),
+                   help="with --input -: the PCM format")
     p.add_argument("--device", metavar="D", help="input device index or name (substring); "
                    "default: the system's default input (see `monitor devices`)")
     p.add_argument("--events", metavar="FILE.jsonl", help="also append events to this JSON-lines file")
@@ -263,16 +264,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def open_input(args: argparse.Namespace, *, sample_rate: int):
-    """The live source ``--input`` names (``monitor.sources.LIVE``), not yet opened."""
+    """The live source ``--input`` names (``monitor.sources.LIVE``), not yet opened: built with
+    the settings every live source takes and the listen options its ``listen_options`` names."""
     import importlib  # noqa: PLC0415
 
     module, _, name = LIVE[args.input].partition(":")
     cls = getattr(importlib.import_module(module), name)
-    common = dict(sample_rate=sample_rate, stream=args.stream, machine=args.machine, block_ms=args.block_ms,
-                  max_samples=round(args.duration * sample_rate) if args.duration else None)
-    if args.input == "-":
-        return cls(fmt=args.format, **common)
-    return cls(device=args.device, capture_rate=args.capture_rate, **common)
+    own = {opt: getattr(args, opt) for opt in getattr(cls, "listen_options", ())}
+    return cls(sample_rate=sample_rate, stream=args.stream, machine=args.machine, block_ms=args.block_ms,
+               max_samples=round(args.duration * sample_rate) if args.duration else None, **own)
 
 
 def _ms(x: float | None) -> float | None:

@@ -2,7 +2,9 @@
 
 ``LIVE`` names the live inputs ``monitor listen --input NAME`` can open ("module:class", imported
 only when chosen, so a machine without PortAudio can still read a pipe). A new live source is
-one file here plus one line in ``LIVE``.
+one file here plus one line in ``LIVE``: ``listen`` builds the class with keyword arguments
+``sample_rate``, ``stream``, ``machine``, ``block_ms`` and ``max_samples``, plus the listen
+options (argument names, e.g. ``device``) that its ``listen_options`` tuple names.
 """
 from monitor.sources.base import AudioChunk, Source
 from monitor.sources.files import FileSource

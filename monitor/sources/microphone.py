@@ -131,6 +131,9 @@ class MicrophoneSource:
     16-bit samples (scaled by 1/32768 exactly like a 16-bit WAV read by soundfile).
     """
 
+    #: what ``monitor listen`` passes besides the settings every live source takes
+    listen_options = ("device", "capture_rate")
+
     def __init__(self, *, sample_rate: int, device: int | str | None = None, channels: int = 1,
                  stream: str = "mic", machine: str | None = None, block_ms: float = 100.0,
                  queue_s: float = 10.0, dtype: str = "int16", capture_rate: int | None = None,

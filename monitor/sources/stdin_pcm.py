@@ -32,6 +32,9 @@ class PipeInput:
 class StdinSource:
     """Iterate to get ``AudioChunk``s of raw PCM read from ``stream_in`` until end of file."""
 
+    #: what ``monitor listen`` passes besides the settings every live source takes (``--format``)
+    listen_options = ("fmt",)
+
     def __init__(self, *, sample_rate: int, stream: str = "stdin", machine: str | None = None,
                  block_ms: float = 100.0, fmt: str = "s16le", stream_in: BinaryIO | None = None,
                  max_samples: int | None = None) -> None:
