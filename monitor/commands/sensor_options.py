@@ -148,6 +148,8 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hysteresis", metavar="K,N,M", help="open after K of N windows over, close after M under")
     g.add_argument("--window-steps", type=int, help="alerting window in steps (mean of scores); "
                    "default skab 1, nab 1 %% of the signal (Orion's smoothing window)")
+    g.add_argument("--hop-steps", type=int, help="alerting window hop in steps (nab; default half "
+                   "the window, so the hysteresis' windows are not near-copies of each other)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
     g.add_argument("--train-stride", type=int, help="training windows this many steps apart "
                    "(default: the scorer's rule, a bounded number of windows per fit)")
@@ -168,7 +170,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         params["epochs"] = args.epochs
     opts = SensorEvalOptions(scorer=args.scorer, params=params, frames=args.frames, seed=args.seed,
                              device=args.device, threshold_q=args.threshold_q,
-                             window_steps=args.window_steps, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
+                             window_steps=args.window_steps, hop_steps=args.hop_steps, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
                              limit=args.limit, train_stride=args.train_stride)
     say = (lambda m: print(m, file=sys.stderr)) if args.format == "json" else print
     if args.protocol == "skab":

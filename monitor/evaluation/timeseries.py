@@ -11,11 +11,16 @@ are only used to count.
   point labels from ``anomaly``; F1 / FAR / MAR pooled over all test points of all runs.
 - NAB: per signal, fit on the whole signal and detect on it; detected intervals are the
   alerting events; Orion's unweighted overlap-segment F1 (a true interval is found when any
-  detection overlaps it; a detection overlapping none is a false positive), pooled.
+  detection overlaps it; a detection overlapping none is a false positive), pooled. The
+  alerting window is 1 % of the signal (Orion's error-smoothing window) with a hop of half
+  its length, the audio windows' shape (DESIGN §3: 1 s, hop 0.5 s): the hysteresis counts
+  windows, and windows one step apart share all but one of their rows, so with a one-step hop
+  "2 of the last 3 windows over" would be one excursion of the mean seen three times.
 
 Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
-sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same window
-scores, labelled as such: SKAB on the test rows' scores, NAB on the whole signal's.
+sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same
+vector scores, labelled as such: SKAB on the test rows' window scores, NAB on the whole
+signal's scores in windows of the same length one step apart (Orion's rolling-mean smoothing).
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from monitor.training.sensors import (SENSOR_Q, build_sensor_model, fit_sensor_t
                                       sensor_defaults, sensor_spec)
 from monitor.sources.base import AudioChunk
 from monitor.sources.csv_sensors import infer_step, read_sensor_csv
+from workers.windowing import WindowAggregator, WindowScore
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,9 @@ class SensorEvalOptions:
     #: Alerting window in steps (its score = mean of the per-step scores). None: SKAB 1 step;
     #: NAB 1 % of the signal, Orion's error-smoothing window (chosen from the anchor, not labels).
     window_steps: int | None = None
+    #: Alerting window hop in steps. None: half the window (at least 1), the audio windows'
+    #: shape, so the hysteresis' windows are not near-copies of each other (module docstring).
+    hop_steps: int | None = None
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
     train_stride: int | None = None  # training windows this many steps apart; None: the scorer's rule
@@ -85,13 +94,30 @@ def point_metrics(c: dict[str, int]) -> dict[str, float | None]:
 
 
 def _detect(model, rows: np.ndarray, name: str, spec: HysteresisSpec, sample_rate: float,
-            origin_s: float = 0.0) -> tuple[list[dict], list]:
-    """Rows through the live runner; returns (closed machine events, window scores)."""
+            origin_s: float = 0.0, *, with_vectors: bool = False):
+    """Rows through the live runner; returns (closed machine events, window scores), and the
+    vector scores too with ``with_vectors``."""
     runner = StreamRunner(model, hysteresis=spec, keep_windows=True)
     events = runner.feed(AudioChunk(name, rows.astype(np.float32), sample_rate, 0, end_of_stream=True,
                                     time_origin_s=origin_s))
-    windows = runner.finished[0].windows if runner.finished else []
-    return [e for e in events if e["status"] == "closed" and e["kind"] == "machine"], windows
+    done = runner.finished[0] if runner.finished else None
+    windows = done.windows if done else []
+    machine = [e for e in events if e["status"] == "closed" and e["kind"] == "machine"]
+    if with_vectors:
+        return machine, windows, (done.summary.all_vector_scores() if done else np.zeros(0))
+    return machine, windows
+
+
+def rewindow(model, vector_scores: np.ndarray, hop: int) -> list[WindowScore]:
+    """The alerting windows of ``model``'s length over the same vector scores at another
+    ``hop`` (in samples): what the live pipeline would give with that hop (same aggregation)."""
+    fe = model.frontend
+    length, _ = model.window.samples(fe.sample_rate)
+    offset = model.vector_lookback
+    span = fe.frame_len if offset else model.vector_span
+    agg = WindowAggregator("rewindow", vector_stride=model.vector_stride, vector_span=span, length=length,
+                           hop=hop, vector_offset=offset)
+    return agg.push(0, np.asarray(vector_scores, dtype=np.float64)) if len(vector_scores) else []
 
 
 def _rows_in(spans, n: int) -> np.ndarray:
@@ -264,9 +290,10 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
         t0 = time.perf_counter()
         wsteps = opts.window_steps or max(1, round(0.01 * len(seg)))
+        hop = opts.hop_steps or max(1, wsteps // 2)
         chosen = sensor_defaults(opts.scorer, [seg], frames=opts.frames, train_stride=opts.train_stride)
         model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=chosen["frames"],
-                                        window_steps=wsteps, params=opts.params,
+                                        window_steps=wsteps, hop_steps=hop, params=opts.params,
                                         seed=opts.seed, device=opts.device,
                                         train_stride=chosen["train_stride"])
         fit_seconds.append(time.perf_counter() - t0)
@@ -282,11 +309,12 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
                              "tp": 0, "fp": 0, "fn": len(truth)})
             continue
         origin = float(table.ts_s[0])
-        events, wins = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin)
+        events, wins, vectors = _detect(model, seg, key, opts.hysteresis, 1.0 / step, origin, with_vectors=True)
         found = [(e["start"], e["end"]) for e in events]
         c = overlap_segment_counts(truth, found)
-        w_scores = np.array([w.score for w in wins])
-        w_times = np.array([origin + w.start_sample * step for w in wins])
+        smooth = wins if hop == 1 else rewindow(model, vectors, 1)  # the anchors smooth one step apart
+        w_scores = np.array([w.score for w in smooth])
+        w_times = np.array([origin + w.start_sample * step for w in smooth])
         a_found = intervals(orion_flags(w_scores), w_times)
         t_found = intervals(telemanom_flags(w_scores), w_times)
         ca, ct = overlap_segment_counts(truth, a_found), overlap_segment_counts(truth, t_found)
@@ -296,8 +324,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             tele[k] += ct[k]
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
-                         "threshold": model.threshold.value, "window_steps": wsteps,
-                         "frames": chosen["frames"], "train_stride": chosen["train_stride"],
+                         "threshold": model.threshold.value, "window_steps": wsteps, "hop_steps": hop,
+                         "windows": len(wins), "frames": chosen["frames"], "train_stride": chosen["train_stride"],
                          "period": chosen["period"],
                          "epochs": fit.epochs, "fit_extra": fit.extra, **c,
                          "anchor_rule": {"detected": len(a_found), **ca},
@@ -316,7 +344,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             "telemanom_rule": {"rule": TELEMANOM_RULE, **tele, **_prf(tele)},
             "decision": f"gamma {opts.threshold_convention} q={q} on the signal's own window scores + "
                         f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close; window "
-                        f"{opts.window_steps or '1 % of the signal'} step(s)",
+                        f"{opts.window_steps or '1 % of the signal'} step(s), hop "
+                        f"{opts.hop_steps or 'half the window'} step(s)",
             "published_orion_artificial": ORION_ARTIFICIAL if subset == "artificialWithAnomaly" else None,
             "rows": rows_out}
 

@@ -54,5 +54,36 @@ def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
     (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps({"pumpHall/pump1.csv": label}))
     res = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu"))
     assert res["subset"] == "pumpHall" and res["signals"] == 1
+    row = res["rows"][0]  # the alerting window is 1 % of the signal, its hop half of that
+    assert (row["window_steps"], row["hop_steps"]) == (6, 3)
     with pytest.raises(DataError, match="found: pumpHall"):
         evaluate_nab(tmp_path, "realKnownCause", SensorEvalOptions(scorer="arima", device="cpu"))
+
+
+def test_rewindow_gives_the_live_pipelines_windows_at_another_hop():
+    """The NAB anchors' rules read windows one step apart while the product's alerting hops half
+    a window: ``rewindow`` rebuilds the one-step windows from the vector scores of the live run,
+    equal to what the live pipeline gives with that hop."""
+    from monitor.alerting import HysteresisSpec
+    from monitor.evaluation.timeseries import _detect, rewindow
+    from models.threshold import fit_threshold
+    from monitor.training.sensors import build_sensor_model, sensor_spec
+
+    rng = np.random.default_rng(1)
+    x = (np.sin(np.arange(500) * 2 * np.pi / 40) + 0.1 * rng.standard_normal(500)).astype(np.float32)[:, None]
+    spec = sensor_spec([x], channels=["value"], step_s=60.0, max_gap_s=1e12, time_column="timestamp")
+    runs = {}
+    for hop in (1, 4):
+        model, _ = build_sensor_model(scorer="arima", spec=spec, train=[x], frames=30, window_steps=8,
+                                      hop_steps=hop, device="cpu")
+        model.threshold = fit_threshold(rng.gamma(4.0, size=50))
+        runs[hop] = (model, *_detect(model, x, "s", HysteresisSpec(), 1 / 60.0, with_vectors=True))
+    model4, _, wins4, vectors4 = runs[4]
+    _, _, wins1, vectors1 = runs[1]
+    np.testing.assert_array_equal(vectors4, vectors1)
+    again1 = rewindow(model4, vectors4, 1)
+    assert [(w.start_sample, w.end_sample) for w in again1] == [(w.start_sample, w.end_sample) for w in wins1]
+    np.testing.assert_array_equal([w.score for w in again1], [w.score for w in wins1])
+    again4 = rewindow(model4, vectors4, 4)
+    np.testing.assert_array_equal([w.score for w in again4], [w.score for w in wins4])
+    assert {w.start_sample % 4 for w in wins4} == {0} and len(wins4) < len(wins1)
