@@ -207,23 +207,12 @@ def _start_ui(cfg, port: int):
 
 
 def _hold_ui(view) -> None:
-    """Until Ctrl-C (or SIGTERM). Python leaves SIGINT ignored when the demo was started in the
-    background by a script, so the handler is installed here, as ``monitor listen`` does."""
-    import signal  # noqa: PLC0415
+    """Until Ctrl-C (or SIGTERM)."""
+    from monitor.ui.app import serve_until_stopped  # noqa: PLC0415
 
-    def interrupt(*_):
-        raise KeyboardInterrupt
-
-    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"   the run is over; the web view stays up on {view.url}: press Ctrl-C to stop", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("   stopping the web view")
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        view.close()
+    serve_until_stopped(view)
+    print("   stopping the web view", flush=True)
 
 
 def _publish_sensors(kafka, *, speed: float = 30.0) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 
 HELP = "a live web view of a running group: streams, events with sound, labelling"
 
@@ -35,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from monitor.config import load_config  # noqa: PLC0415
-    from monitor.ui.app import start_web_view  # noqa: PLC0415
+    from monitor.ui.app import serve_until_stopped, start_web_view  # noqa: PLC0415
     from monitor.ui.server import UiOptions  # noqa: PLC0415
 
     cfg = load_config(args.config, overrides=args.set)
@@ -43,10 +42,5 @@ def run(args: argparse.Namespace) -> int:
                                          labelling=args.labelling, audio_store=args.audio),
                           events_file=args.events_file, extra_metrics=args.metrics)
     print(f"web view on {view.url} (Ctrl-C to stop)", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        view.close()
+    serve_until_stopped(view)
     return 0

@@ -57,3 +57,23 @@ def start_web_view(cfg: Config, options: UiOptions, *, events_file: str = "",
         f.start()
     server.start()
     return WebView(state, server, feeds)
+
+
+def serve_until_stopped(view: WebView) -> None:
+    """Block until Ctrl-C or SIGTERM, then close ``view``. The handlers are installed here:
+    Python leaves SIGINT ignored when a script started the command in the background."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        view.close()
