@@ -202,7 +202,8 @@ def require_usable(data: str | Path, looked_at: int, usable: int, report: ReadRe
     """Stop with what was looked at and why each file was left out when nothing is usable."""
     if usable:
         return
-    reasons = ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())) or "none readable"
+    reasons = ", ".join(f"{k} {n}" for k, n in sorted(report.skipped.items()))
+    reasons = f"by reason: {reasons}" if reasons else "none readable"
     raise DataError(f"{data}: no usable {what}: {looked_at} audio file(s) looked at, all skipped "
                     f"({reasons}; the warnings above name each file)")
 
