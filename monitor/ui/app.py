@@ -52,7 +52,7 @@ def start_web_view(cfg: Config, options: UiOptions, *, events_file: str = "",
         feeds = [KafkaEvents(state, cfg.kafka, topic=cfg.kafka.events_topic)]
     urls = metrics_urls(cfg) + list(extra_metrics)
     if urls:
-        feeds.append(MetricsPoller(state, urls, every_s=metrics_every_s))
+        feeds.append(MetricsPoller(state, urls, every_s=metrics_every_s, stream_limit=cfg.health.stream_metrics))
     for f in feeds:
         f.start()
     server.start()

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 SCORE = "monitor_stream_window_score"
 THRESHOLD = "monitor_stream_threshold"
+STREAMS = "monitor_streams"  # streams with state in the worker: more than its score series when
+#                              it holds more streams than health.stream_metrics
 
 
 class Feed:
@@ -120,19 +122,31 @@ class MetricsPoller(Feed):
 
     name = "metrics"
 
-    def __init__(self, state: UiState, urls: list[str], *, every_s: float = 1.0) -> None:
+    def __init__(self, state: UiState, urls: list[str], *, every_s: float = 1.0,
+                 stream_limit: int | None = None) -> None:
         super().__init__(state)
         self.urls, self.every_s = urls, every_s
+        self.stream_limit = stream_limit  # the workers' health.stream_metrics, when known
 
     def loop(self) -> None:
+        unscored: dict[str, int] = {}  # url -> streams that worker holds beyond its score series
         while not self.stopping.is_set():
             errors = []
             for url in self.urls:
                 try:
                     with urllib.request.urlopen(url, timeout=2.0) as r:  # noqa: S310 - configured URL
-                        self.state.add_scores(parse_scores(r.read().decode()))
+                        text = r.read().decode()
                 except OSError as exc:
                     errors.append(f"{url}: {exc}")
+                    continue
+                rows = parse_scores(text)
+                self.state.add_scores(rows)
+                held = gauge_sum(text, STREAMS)
+                series = len({stream for stream, *_ in rows})
+                capped = self.stream_limit is not None and series >= self.stream_limit
+                # (a stream that has not finished its first window yet is no reason to speak)
+                unscored[url] = max(0, int(held) - series) if held is not None and capped else 0
+            self.state.note_unscored(sum(unscored.values()))
             self.state.note_feed(self.name, "; ".join(errors) or None)
             self.stopping.wait(self.every_s)
 
@@ -148,3 +162,11 @@ def parse_scores(text: str) -> list[tuple[str, str, float, float]]:
                 key = (s.labels.get("stream", ""), s.labels.get("model", ""))
                 (score if fam.name == SCORE else thr)[key] = s.value
     return [(st, mv, v, thr.get((st, mv), 0.0)) for (st, mv), v in score.items()]
+
+
+def gauge_sum(text: str, name: str) -> float | None:
+    """The sum of a metric family's samples in a worker's Prometheus text (None: not there)."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    found = [s.value for fam in text_string_to_metric_families(text) if fam.name == name for s in fam.samples]
+    return sum(found) if found else None

@@ -58,6 +58,7 @@ class UiState:
         self.changed = threading.Condition(self.lock)
         self.version = 0
         self.feed_errors: dict[str, str] = {}  # feed name -> last error (shown on the page)
+        self.unscored = 0  # streams the workers hold that have no score series (health.stream_metrics)
         self._scorers: dict[str, str] = {}  # model version -> scorer name
         self._raw: dict[tuple[str, str], float] = {}  # (stream, version) -> gauge at the last poll
 
@@ -100,6 +101,10 @@ class UiState:
                 s.threshold, s.model_version, s.last_change = threshold, version, now
             self._bump()
 
+    def note_unscored(self, n: int) -> None:
+        with self.lock:
+            self.unscored = n
+
     def note_feed(self, name: str, error: str | None) -> None:
         with self.lock:
             if error:
@@ -134,7 +139,7 @@ class UiState:
         now = time.time() if now is None else now
         with self.lock:
             rows = [self._row(s, now) for s in self.streams.values() if query in s.stream]
-            version, errors = self.version, dict(self.feed_errors)
+            version, errors, unscored = self.version, dict(self.feed_errors), self.unscored
         if sort == "name":
             rows.sort(key=lambda r: r["stream"])
         else:
@@ -143,7 +148,7 @@ class UiState:
         page = max(0, min(page, max(0, (total - 1) // per_page)))
         return {"version": version, "total": total, "page": page, "per_page": per_page,
                 "streams": rows[page * per_page:(page + 1) * per_page], "feed_errors": errors,
-                "unhealthy": sum(r["state"] != "ok" for r in rows)}
+                "unhealthy": sum(r["state"] != "ok" for r in rows), "unscored": unscored}
 
     def _row(self, s: StreamView, now: float) -> dict[str, Any]:
         opened = [self.events[e] for e in s.open_events if e in self.events]

@@ -48,7 +48,8 @@ async function refresh() {
     view.page = data.page;
     const pages = Math.max(1, Math.ceil(data.total / data.per_page));
     document.getElementById("pageinfo").textContent =
-      `page ${data.page + 1} of ${pages} · ${data.total} streams · ${data.unhealthy} not ok`;
+      `page ${data.page + 1} of ${pages} · ${data.total} streams · ${data.unhealthy} not ok` +
+      (data.unscored ? ` · ${data.unscored} more in the workers without a live score (raise health.stream_metrics)` : "");
     const errs = Object.entries(data.feed_errors).map(([k, v]) => `${k}: ${v}`).join(" | ");
     document.getElementById("feederrors").textContent = errs;
     const body = document.querySelector("#streams tbody");

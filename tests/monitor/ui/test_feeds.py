@@ -100,3 +100,38 @@ def test_a_feed_whose_source_stays_away_says_so_once_not_every_retry(caplog):
     lines = [r for r in caplog.records if r.getMessage() == "web view feed failed, retrying"]
     assert len(lines) == 1, [r.__dict__.get("error") for r in lines]
     assert "connection refused" in state.feed_errors["events-topic"]
+
+
+def test_streams_beyond_the_workers_score_series_are_counted_on_the_overview():
+    """A worker holding more streams than health.stream_metrics exports scores for the first
+    ones only: the overview says how many more there are instead of leaving them out silently."""
+    metrics = Metrics(stream_limit=3)
+    server = HealthServer(host="127.0.0.1", port=0, metrics=metrics)
+    state = UiState()
+    poller = MetricsPoller(state, [f"http://127.0.0.1:{server.port}/metrics"], every_s=0.1, stream_limit=3).start()
+    try:
+        for i in range(5):
+            metrics.window_scored(f"s{i}", "ae-v1", 1.0 + i, 30.0)
+        metrics.streams.set(5)  # what the worker's partitions book says it holds
+        wait_for(lambda: state.overview()["unscored"] == 2, timeout=10, what="2 streams without a score series")
+        assert state.overview()["total"] == 3
+        metrics.streams.set(3)
+        wait_for(lambda: state.overview()["unscored"] == 0, timeout=10, what="the count to drop")
+    finally:
+        poller.stop()
+        server.close()
+    under = UiState()  # under the cap: a stream before its first window is no reason to speak
+    m2 = Metrics(stream_limit=10)
+    s2 = HealthServer(host="127.0.0.1", port=0, metrics=m2)
+    p2 = MetricsPoller(under, [f"http://127.0.0.1:{s2.port}/metrics"], every_s=0.1, stream_limit=10).start()
+    try:
+        m2.window_scored("a", "ae-v1", 1.0, 30.0)
+        m2.streams.set(4)
+        wait_for(lambda: under.history("a"), timeout=10, what="the score")
+        import time
+
+        time.sleep(0.5)
+        assert under.overview()["unscored"] == 0
+    finally:
+        p2.stop()
+        s2.close()
