@@ -42,6 +42,9 @@ class KafkaConfig:
     sensor_topic: str = _f("machine-sensors", help="'' to not consume sensor readings")
     events_topic: str = _f("machine-events")
     dead_letter_topic: str = _f("machine-dead-letter")
+    state_topic: str = _f("", help="where the service checkpoints each audio stream's state "
+                          "(service.checkpoint_state); '' = <group_id>-<audio_topic>-state, created "
+                          "compacted with the audio topic's partition count when missing")
     auto_offset_reset: str = _f("earliest", choices=("earliest", "latest"))
     session_timeout_ms: int = _f(10000, lo=1000, hi=300000)
     heartbeat_interval_ms: int = _f(3000, lo=100, hi=100000)
@@ -128,6 +131,12 @@ class ServiceConfig:
                                 "'ts-behind-message'; 0 = no check (the default: recorded audio "
                                 "replayed through Kafka and edge buffers emptied after an outage carry "
                                 "old capture times, and `monitor demo` streams start at the epoch)")
+    checkpoint_state: bool = _f(True, help="at every commit, write each audio stream's state "
+                                "(open event, hysteresis, where its unfinished window starts) to "
+                                "kafka.state_topic, so a partition commits what its scored windows no "
+                                "longer need and a restart takes the streams over where they were; "
+                                "false = a partition commits at its streams' last quiet point and a "
+                                "restart re-reads from there")
     model_reload_s: float = _f(5.0, lo=0, hi=86400, help="how often each worker looks for a new "
                                "version in an audio model's folder (its 'latest' file) and swaps it "
                                "in without a restart, re-scoring the windows not yet emitted; 0 = off")

@@ -122,6 +122,15 @@ class _Condition:
         self.open_from = None
         return [t]
 
+    def state(self) -> dict[str, Any]:
+        return {"run_on": self.run_on, "run_off": self.run_off, "detail": self.detail,
+                **{k: _level_state(getattr(self, k)) for k in ("first", "open_from", "last_bad")}}
+
+    def load(self, d: dict[str, Any]) -> None:
+        self.run_on, self.run_off, self.detail = int(d["run_on"]), int(d["run_off"]), str(d["detail"])
+        for k in ("first", "open_from", "last_bad"):
+            setattr(self, k, _level_from(d[k]))
+
     def _t(self, status: str, last: WindowLevel, **fields: Any) -> HealthTransition:
         return HealthTransition(self.kind, status, self.open_from.start_sample, last.end_sample,
                                 self.detail, fields)
@@ -233,3 +242,27 @@ class AudioHealth:
 
     def finish(self) -> list[HealthTransition]:
         return [t for c in self.conditions.values() for t in c.finish()]
+
+    def conditions_state(self) -> dict[str, Any]:
+        """The conditions' runs and the last window's level (the per-cell levels are rebuilt
+        from the samples pushed again after a restore, from the next window's start on)."""
+        return {"conditions": {k: c.state() for k, c in self.conditions.items()},
+                "last_level": _level_state(self.last_level)}
+
+    def load_conditions(self, d: dict[str, Any]) -> None:
+        for k, c in d["conditions"].items():
+            self.conditions[k].load(c)
+        self.last_level = _level_from(d["last_level"])
+
+
+def _level_state(w: WindowLevel | None) -> list | None:
+    if w is None:
+        return None
+    return [w.start_sample, w.end_sample, w.samples, w.rms_dbfs, w.peak, w.clipped, w.silent]
+
+
+def _level_from(v: list | None) -> WindowLevel | None:
+    if v is None:
+        return None
+    a, b, n, db, peak, clipped, silent = v
+    return WindowLevel(int(a), int(b), int(n), float(db), float(peak), int(clipped), int(silent))

@@ -47,6 +47,7 @@ class _Stream:
         span = fe.frame_len if offset else model.vector_span
         self.aggregator = WindowAggregator(name, vector_stride=model.vector_stride, vector_span=span,
                                            length=length, hop=hop, vector_offset=offset)
+        self.start_sample = start_sample
         self.pending: list[tuple[int, np.ndarray]] = []
         self.summary = StreamSummary(name)
         self.record = record
@@ -112,6 +113,21 @@ class ScoringPipeline:
                 st.summary.vector_scores.append(s)
             out.extend(st.aggregator.push(v0, s64, c))
         return out
+
+    def resume_point(self, stream: str) -> tuple[int, int | None] | None:
+        """Where a fresh pipeline takes ``stream`` over: (the first sample to push it, and
+        everything after; the index of the next alerting window, None before any vector was
+        scored). The sample is the vector-grid point at or before that window's first vector,
+        so the fresh pipeline completes the window exactly as this one will (windows it
+        completes before that index were emitted here already). None for an unknown stream."""
+        st = self._streams.get(stream)
+        if st is None:
+            return None
+        agg = st.aggregator
+        if agg.next_window is None:
+            return st.start_sample, None
+        first = agg.next_window * agg.hop - agg.offset
+        return max(st.start_sample, (first // agg.stride) * agg.stride), agg.next_window
 
     def end_stream(self, stream: str) -> StreamSummary:
         """Forget a stream (after ``flush``); windows it had not completed are dropped."""

@@ -40,3 +40,10 @@ class Hysteresis:
             self.recent.clear()
             return "close"
         return None
+
+    def state(self) -> dict:
+        return {"recent": list(self.recent), "open": self.is_open, "under_run": self.under_run}
+
+    def load(self, d: dict) -> None:
+        self.recent = deque((bool(x) for x in d["recent"]), maxlen=self.spec.n)
+        self.is_open, self.under_run = bool(d["open"]), int(d["under_run"])

@@ -12,6 +12,7 @@ from workers.windowing import WindowScore
 
 from monitor.alerting.events import MACHINE, make_event
 from monitor.alerting.hysteresis import Hysteresis, HysteresisSpec
+from monitor.alerting.state import decode_array, decode_window, encode_array, encode_window
 
 #: How many features an event's explanation names.
 TOP_FEATURES = 5
@@ -24,7 +25,6 @@ class _Open:
     peak: float
     windows: int
     contrib_sum: np.ndarray | None
-    opened: dict[str, Any]
 
 
 @dataclass
@@ -72,11 +72,9 @@ class StreamAlerts:
         if transition == "open":
             overs = [x for x in self.recent if self.threshold.classify(x.score)]
             self.open = _Open(start=overs[0], last_over=overs[-1], peak=max(x.score for x in overs),
-                              windows=len(overs), contrib_sum=_sum_contrib(overs), opened={})
+                              windows=len(overs), contrib_sum=_sum_contrib(overs))
             self.opened_count += 1
-            ev = self._event("open", self.open)
-            self.open.opened = ev
-            out.append(ev)
+            out.append(self._event("open", self.open))
         elif self.open is not None:
             if over:
                 o = self.open
@@ -100,9 +98,44 @@ class StreamAlerts:
         """Close an event still open when the stream ends."""
         if self.open is None:
             return []
-        ev = self._event("closed", self.open, closed_by=reason)
+        ev = self.closing_event(reason)
         self.open = None
         return [ev]
+
+    def closing_event(self, reason: str) -> dict[str, Any]:
+        """The record that would close the open event now, ``closed_by`` ``reason``."""
+        return self._event("closed", self.open, closed_by=reason)
+
+    def state(self) -> dict[str, Any]:
+        """Everything ``update`` reads, as JSON values (the service's state topic): restored
+        with ``load``, the next windows raise the events an uninterrupted stream would."""
+        o = self.open
+        return {
+            "model_version": self.ctx.model_version,
+            "hyst": self.hyst.state(),
+            # only windows over the threshold can join an event's explanation
+            "recent": [encode_window(w, contributions=self.threshold.classify(w.score)) for w in self.recent],
+            "open": None if o is None else {
+                "start": encode_window(o.start, contributions=False),
+                "last_over": encode_window(o.last_over, contributions=False),
+                "peak": o.peak, "windows": o.windows, "contrib_sum": encode_array(o.contrib_sum)},
+            "opened_count": self.opened_count, "armed": self.armed, "under_streak": self.under_streak,
+            "recent_starts": list(self._recent_starts), "resume_sample": self.resume_sample,
+        }
+
+    def load(self, d: dict[str, Any]) -> None:
+        """Take the state ``state`` wrote (of the same model version)."""
+        stream = self.ctx.stream
+        self.hyst.load(d["hyst"])
+        self.recent = [decode_window(w, stream) for w in d["recent"]]
+        o = d["open"]
+        self.open = None if o is None else _Open(
+            start=decode_window(o["start"], stream), last_over=decode_window(o["last_over"], stream),
+            peak=float(o["peak"]), windows=int(o["windows"]), contrib_sum=decode_array(o["contrib_sum"]))
+        self.opened_count, self.armed = int(d["opened_count"]), bool(d["armed"])
+        self.under_streak = int(d["under_streak"])
+        self._recent_starts = deque((int(x) for x in d["recent_starts"]), maxlen=self.quiet_span)
+        self.resume_sample = d["resume_sample"]
 
     def _event(self, status: str, o: _Open, **extra: Any) -> dict[str, Any]:
         c = self.ctx

@@ -57,6 +57,14 @@ class GatedAlerts:
         """Whether the latest window was kept out of alerting as a dead input."""
         return self.level is not None and self.health.is_dead(self.level)[0]
 
+    def state(self) -> dict[str, Any]:
+        return {**self.inner.state(), "health": self.health.conditions_state()}
+
+    def load(self, d: dict[str, Any]) -> None:
+        self.inner.load(d)
+        self.health.load_conditions(d["health"])
+        self.__dict__["level"] = self.health.last_level
+
     def finish(self, reason: str = "end-of-stream") -> list[dict[str, Any]]:
         reason = self.finish_reason or reason
         out = self.inner.finish(reason)

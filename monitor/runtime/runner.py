@@ -67,28 +67,48 @@ class StreamRunner:
         self.reference_dbfs = training_level_dbfs(model)
         self._raw: dict[str, _RawTail] = {}
         self.reloads = 0
+        #: streams taken over from a checkpoint: (restore point, next window index) until their
+        #: first chunk, then the index below which their windows were emitted before
+        self._resume: dict[str, tuple[int, int | None]] = {}
+        self._skip_below: dict[str, int] = {}
+
+    def _new_alerts(self, stream: str, sample_rate: int, *, machine: str | None = None,
+                    time_origin_s: float = 0.0, id_base: int = 0):
+        ctx = AlertContext(stream=stream, scorer=self.model.name, model_version=self.model.version,
+                           sample_rate=sample_rate, machine=machine, time_origin_s=time_origin_s,
+                           feature_names=self.feature_names, id_base=id_base)
+        alerts = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
+        if self.health_spec is not None:
+            length, hop = self.model.window.samples(sample_rate)
+            alerts = GatedAlerts(alerts, AudioHealth(length=length, hop=hop, spec=self.health_spec,
+                                                     reference_dbfs=self.reference_dbfs,
+                                                     min_silence=self.model.frontend.frame_hop))
+        self.alerts[stream] = alerts
+        self.results[stream] = StreamResult(StreamSummary(stream))
+        return alerts
 
     def push(self, chunk: AudioChunk, *, warmup: bool = False) -> None:
         """Queue a chunk without scoring (call ``flush`` to score all queued chunks together).
 
         ``warmup=True`` on a stream's first chunk: the stream is picked up mid-way (after a
         restart), so its events are withheld until the alert state no longer depends on the
-        audio before this chunk (see ``StreamAlerts.armed``).
+        audio before this chunk (see ``StreamAlerts.armed``). A stream taken over from a
+        checkpoint (``restore_stream``) skips the samples before its restore point.
         """
+        if self._resume:
+            resume = self._resume.get(chunk.stream)
+            if resume is not None:
+                cut = resume[0] - chunk.start_sample
+                if cut >= len(chunk.samples):
+                    return  # scored before the checkpoint
+                del self._resume[chunk.stream]
+                if resume[1] is not None:
+                    self._skip_below[chunk.stream] = resume[1]
+                if cut > 0:
+                    chunk = chunk.after(cut)
         if chunk.stream not in self.alerts:
-            ctx = AlertContext(stream=chunk.stream, scorer=self.model.name,
-                               model_version=self.model.version, sample_rate=chunk.sample_rate,
-                               machine=chunk.machine, time_origin_s=chunk.time_origin_s,
-                               feature_names=self.feature_names, id_base=chunk.id_base)
-            alerts = StreamAlerts(ctx, self.model.threshold, self.hysteresis)
-            alerts.armed = not warmup
-            if self.health_spec is not None:
-                length, hop = self.model.window.samples(chunk.sample_rate)
-                alerts = GatedAlerts(alerts, AudioHealth(length=length, hop=hop, spec=self.health_spec,
-                                                         reference_dbfs=self.reference_dbfs,
-                                                         min_silence=self.model.frontend.frame_hop))
-            self.alerts[chunk.stream] = alerts
-            self.results[chunk.stream] = StreamResult(StreamSummary(chunk.stream))
+            self._new_alerts(chunk.stream, chunk.sample_rate, machine=chunk.machine,
+                             time_origin_s=chunk.time_origin_s, id_base=chunk.id_base).armed = not warmup
         if self.health_spec is not None:
             self.alerts[chunk.stream].health.push(chunk.samples, start_sample=chunk.start_sample)
         self.pipeline.push(chunk.stream, chunk.samples, start_sample=chunk.start_sample)
@@ -102,6 +122,12 @@ class StreamRunner:
         """Score everything queued; returns (and writes to the sink) the events it raised."""
         events: list[dict[str, Any]] = self._maybe_reload()
         for w in self.pipeline.flush():
+            if self._skip_below:
+                below = self._skip_below.get(w.stream)
+                if below is not None:
+                    if w.index < below:
+                        continue  # emitted before the checkpoint
+                    del self._skip_below[w.stream]
             if self.watcher is not None:
                 self._raw[w.stream].window_done(w, self.model)
             if self.keep_windows:
@@ -131,10 +157,58 @@ class StreamRunner:
         """Forget a stream without events (its partition moved to another worker)."""
         self.alerts.pop(stream, None)
         self.results.pop(stream, None)
+        self._forget_resume(stream)
         self.pipeline.end_stream(stream)
+
+    # -- checkpoints (the service's state topic) ---------------------------------------
+    def restore_point(self, stream: str) -> int | None:
+        """The oldest sample this runner needs again to go on with ``stream`` from its
+        ``stream_state`` (None: the stream is unknown here)."""
+        resume = self._resume.get(stream) or self.pipeline.resume_point(stream)
+        return None if resume is None else resume[0]
+
+    def stream_state(self, stream: str) -> dict[str, Any] | None:
+        """What a process needs to take ``stream`` over from here, as JSON values: the alert
+        state after the last scored window and where the next window's audio starts."""
+        alerts = self.alerts.get(stream)
+        resume = self._resume.get(stream) or self.pipeline.resume_point(stream)
+        if alerts is None or resume is None:
+            return None
+        state = {"model_version": self.model.version, "from": resume[0], "window": resume[1],
+                 "alerts": alerts.state()}
+        if alerts.open is not None:  # how the event closes if another version takes over
+            state["close"] = alerts.closing_event("model-reload")
+        return state
+
+    def restore_stream(self, stream: str, state: dict[str, Any], *, sample_rate: int,
+                       machine: str | None = None, time_origin_s: float = 0.0,
+                       id_base: int = 0) -> list[dict[str, Any]]:
+        """Take ``stream`` over from a ``stream_state`` written by another process: the next
+        chunks are used from its restore point on, and the alert state goes on where it was.
+        Under another model version the event it had open closes (``closed_by:
+        model-reload``, as a hot reload closes it) and alerting starts afresh; input health
+        goes on either way. Returns the events this raises."""
+        alerts = self._new_alerts(stream, sample_rate, machine=machine, time_origin_s=time_origin_s,
+                                  id_base=id_base)
+        saved, events = state["alerts"], []
+        if state["model_version"] == self.model.version:
+            alerts.load(saved)
+        else:
+            alerts.armed = bool(saved["armed"])
+            if isinstance(alerts, GatedAlerts) and "health" in saved:
+                alerts.health.load_conditions(saved["health"])
+            if state.get("close"):
+                events.append(state["close"])
+        self._resume[stream] = (int(state["from"]), state["window"])
+        return self._emit(events)
+
+    def _forget_resume(self, stream: str) -> None:
+        self._resume.pop(stream, None)
+        self._skip_below.pop(stream, None)
 
     def end_stream(self, stream: str, reason: str = "end-of-stream") -> list[dict[str, Any]]:
         events = self._emit(self.alerts.pop(stream).finish(reason))
+        self._forget_resume(stream)
         result = self.results.pop(stream)
         result.summary = self.pipeline.end_stream(stream)
         self._raw.pop(stream, None)

@@ -1,12 +1,14 @@
 """Which offset each partition may commit (DESIGN §4.4, at-least-once).
 
-For every stream the book keeps the offsets of its chunks since the oldest sample a restart
-still needs. That sample comes from the alerting stage (``StreamRunner.resume_sample``): the
-start of the last run of windows after which the alert state no longer depends on earlier audio,
-or, when there is none yet, the stream's *anchor* - the message where this worker's history of
-the stream begins (its first message here, or the last one before a gap, so a restart sees the
-gap again). A partition commits the minimum over its streams, or one past its last consumed
-message when no stream holds anything.
+For every stream the book keeps the offsets (and seqs) of its chunks since the oldest sample a
+restart still needs. That sample comes from the runtime: with checkpointed state
+(``takeover.py``) it is where the stream's unfinished window starts
+(``StreamRunner.restore_point``), the rest being in the state topic; without, it is the start
+of the last run of windows after which the alert state no longer depends on earlier audio
+(``StreamRunner.resume_sample``). When there is none yet, it is the stream's *anchor* - the
+message where this worker's history of the stream begins (its first message here, or the last
+one before a gap, so a restart sees the gap again). A partition commits the minimum over its
+streams, or one past its last consumed message when no stream holds anything.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 class _Stream:
     tp: object
     anchor: int
-    chunks: deque = field(default_factory=deque)  # (start_sample, offset), oldest first
+    chunks: deque = field(default_factory=deque)  # (start_sample, offset, seq), oldest first
 
 
 class OffsetBook:
@@ -32,14 +34,15 @@ class OffsetBook:
         if offset > self.last.get(tp, -1):
             self.last[tp] = offset
 
-    def chunk(self, stream: str, tp, offset: int, start_sample: int, *, anchor: int | None = None) -> None:
+    def chunk(self, stream: str, tp, offset: int, start_sample: int, *, anchor: int | None = None,
+              seq: int = 0) -> None:
         """Record a chunk; ``anchor`` (an offset) starts a new history for the stream."""
         self.seen(tp, offset)
         st = self.streams.get(stream)
         if st is None or anchor is not None:
             st = self.streams[stream] = _Stream(tp, offset if anchor is None else anchor)
         st.tp = tp
-        st.chunks.append((start_sample, offset))
+        st.chunks.append((start_sample, offset, seq))
 
     def release(self, stream: str) -> None:
         """The stream ended: it holds nothing back any more."""
@@ -49,10 +52,22 @@ class OffsetBook:
         st = self.streams[stream]
         if resume_sample is None:
             return st.anchor
+        first = self._first_needed(st, resume_sample)
+        return first[1] if first is not None else st.anchor
+
+    def resume_chunk(self, stream: str, sample: int) -> tuple[int, int, int] | None:
+        """(offset, seq, start sample) of the chunk holding ``sample`` (or the last one before
+        it), None when the stream has no chunk that old here."""
+        st = self.streams.get(stream)
+        first = None if st is None else self._first_needed(st, sample)
+        return None if first is None else (first[1], first[2], first[0])
+
+    @staticmethod
+    def _first_needed(st: _Stream, sample: int) -> tuple | None:
         chunks = st.chunks
-        while len(chunks) > 1 and chunks[1][0] <= resume_sample:
+        while len(chunks) > 1 and chunks[1][0] <= sample:
             chunks.popleft()
-        return chunks[0][1] if chunks and chunks[0][0] <= resume_sample else st.anchor
+        return chunks[0] if chunks and chunks[0][0] <= sample else None
 
     def offsets(self, resume: Callable[[str], int | None], tps=None) -> dict[object, int]:
         """Offsets to commit now (only those that changed), per partition in ``tps`` (or all)."""

@@ -30,7 +30,7 @@ FINISHED_QUIET_KEPT = 10_000
 
 
 @dataclass
-class _AudioState:
+class AudioState:
     runners: list[StreamRunner]
     sample_rate: int
     next_sample: int
@@ -38,6 +38,9 @@ class _AudioState:
     tp: Any
     last_offset: int
     machine: str | None = None
+    #: (offset, seq, start sample) of the chunk a restore from the state topic resumes at,
+    #: until the stream's first chunk after the restore is read again
+    restored: tuple[int, int, int] | None = None
 
 
 class StreamMessages:
@@ -92,13 +95,13 @@ class StreamMessages:
             self._gap(st, chunk, pos)
             anchor, start = st.last_offset, pos
         if st is None or anchor is not None:
-            st = self.streams[chunk.stream] = _AudioState(runners, chunk.sample_rate, start, 0, tp,
+            st = self.streams[chunk.stream] = AudioState(runners, chunk.sample_rate, start, 0, tp,
                                                           m.offset, chunk.machine)
         ac = AudioChunk(chunk.stream, chunk.samples, chunk.sample_rate, start, machine=chunk.machine,
                         pcm16=chunk.pcm16)
         for r in runners:
             r.push(ac, warmup=warmup)
-        self.book.chunk(chunk.stream, tp, m.offset, start, anchor=anchor)
+        self.book.chunk(chunk.stream, tp, m.offset, start, anchor=anchor, seq=chunk.seq)
         st.next_sample = start + len(chunk.samples)
         st.next_seq = chunk.seq + 1
         st.tp, st.last_offset = tp, m.offset
@@ -112,11 +115,12 @@ class StreamMessages:
                 r.finished.clear()
             self._emit(events)
             self.book.release(chunk.stream)
+            self._ended(chunk.stream, tp)
             del self.streams[chunk.stream]
             self.router.forget(chunk.stream)
             self.quiet.forget(chunk.stream)
 
-    def _gap(self, st: _AudioState, chunk: KafkaAudioChunk, pos: int) -> None:
+    def _gap(self, st: AudioState, chunk: KafkaAudioChunk, pos: int) -> None:
         """Close the stream's partial window and open events; report the gap as input health."""
         self._score()
         events = []
@@ -211,6 +215,7 @@ class StreamMessages:
             events += r.end_stream(stream, reason="stream-idle")
             r.finished.clear()
         self.book.release(stream)
+        self._ended(stream, st.tp)
         self.finished_quiet[stream] = st.next_seq
         while len(self.finished_quiet) > FINISHED_QUIET_KEPT:
             self.finished_quiet.popitem(last=False)

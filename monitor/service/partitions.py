@@ -1,6 +1,7 @@
 """The worker's view of its partitions: where each stream may resume, what the group has
-committed, rebalancing, and the gauges that must be current whether or not a commit happened
-(readiness, fetch and commit lag, live streams). A mixin of ``Worker``.
+committed, rebalancing (streams taken over from the state topic when a partition arrives), and
+the gauges that must be current whether or not a commit happened (readiness, fetch and commit
+lag, live streams). A mixin of ``Worker``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ class PartitionState:
         st = self.streams.get(stream)
         if st is None:
             return None
-        points = [r.resume_sample(stream) for r in st.runners]
+        if self._checkpointed(st.tp):  # the rest is in the state topic: the unfinished windows
+            points = [r.restore_point(stream) for r in st.runners]
+        else:
+            points = [r.resume_sample(stream) for r in st.runners]
         return None if any(p is None for p in points) else min(points)
 
     def _resumed(self, tp) -> bool:
@@ -116,5 +120,6 @@ class PartitionState:
             self.group_committed.pop(tp, None)
         log.info("partitions assigned", extra={"worker": self.index,
                                                "partitions": sorted(f"{t.topic}[{t.partition}]" for t in assigned)})
+        self._take_over(assigned)
         self._set_ready(bool(assigned) and (self.probe is None or self.probe.up))
         self.ready_at = time.monotonic()

@@ -27,12 +27,13 @@ from workers.model import LoadedModel
 from monitor.service.checkpoint import OffsetBook
 from monitor.config import Config, kafka_client_options, to_dict
 from monitor.service.health import BrokerProbe, HealthServer, Metrics
-from monitor.service.messages import StreamMessages, _AudioState
+from monitor.service.messages import StreamMessages, AudioState
 from monitor.service.partitions import PartitionState
 from monitor.service.plausibility import Bounds
 from monitor.service.process_tuning import keep_heap, tune_gc
 from monitor.service.quiet import QuietStreams
 from monitor.service.router import Router
+from monitor.service.takeover import StateCheckpoints
 from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
 from monitor.sinks.factory import SinkContext, build_sinks
@@ -52,7 +53,7 @@ class _Pending:
     arrivals: list[float] = field(default_factory=list)
 
 
-class Worker(StreamMessages, PartitionState):
+class Worker(StreamMessages, PartitionState, StateCheckpoints):
     """One worker process: consumer, models, sinks, health endpoint."""
 
     def __init__(self, cfg: Config, *, index: int = 0, event_sinks: list[Sink] | None = None) -> None:
@@ -63,7 +64,7 @@ class Worker(StreamMessages, PartitionState):
         self.consumer = None
         self.producer = None
         self.book = OffsetBook()
-        self.streams: dict[str, _AudioState] = {}
+        self.streams: dict[str, AudioState] = {}
         self.quiet = QuietStreams(cfg.service.stream_idle_s)
         self.finished_quiet: OrderedDict[str, int] = OrderedDict()  # stream -> its next seq
         self.no_model = SituationCounter(log, "no model for stream; its messages go to the dead-letter topic")
@@ -165,6 +166,7 @@ class Worker(StreamMessages, PartitionState):
         self.sink = build_sinks({"kafka": s.kafka, "jsonl": s.jsonl, "stdout": s.stdout},
                                 SinkContext(self.producer, k.events_topic), extra=self.extra_sinks)
         self.dlq = DeadLetterSink(self.producer, k.dead_letter_topic)
+        self._open_state()
         topics = [t for t in (k.audio_topic, k.sensor_topic) if t]
         self.consumer.subscribe(topics=topics, listener=_Listener(self))
         return True
@@ -275,20 +277,20 @@ class Worker(StreamMessages, PartitionState):
         if self.windows_file is not None:
             self.windows_file.flush()
         assigned = self.consumer.assignment()
-        offsets = self.book.offsets(self._resume, tps if tps is not None else assigned)
-        offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
-        if not offsets:
+        scope = [tp for tp in (tps if tps is not None else assigned) if tp in assigned]
+        offsets = self.book.offsets(self._resume, scope)
+        # the streams' state goes first, beside the offsets that rely on it (takeover.py)
+        markers = self._snapshot(scope, offsets) if self.state is not None else {}
+        if markers is None or not (offsets or markers):
             return
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in {**offsets, **markers}.items()})
         except KafkaError as exc:
             log.warning("offset commit failed (%s); will retry", exc, extra={"offsets": len(offsets)})
             return
         self.book.mark_committed(offsets)
+        self._snapshot_committed()
         self.metrics.commits.inc()
-
-
-
 
     def _flush_sinks(self) -> bool:
         """Flush events and dead letters. A failed send (a broker that restarted leaves

@@ -8,6 +8,7 @@ looked up by name in ``monitor.sources.LIVE``.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -58,6 +59,14 @@ class AudioChunk:
     capture_time_s: float | None = None
     id_base: int = 0
     pcm16: np.ndarray | None = None
+
+    def after(self, n: int) -> "AudioChunk":
+        """The same chunk without its first ``n`` samples."""
+        cap = self.capture_time_s
+        return dataclasses.replace(
+            self, samples=self.samples[n:], start_sample=self.start_sample + n,
+            pcm16=None if self.pcm16 is None else self.pcm16[n:],
+            capture_time_s=None if cap is None else cap + n / self.sample_rate)
 
 
 @dataclass

@@ -100,8 +100,9 @@ def test_restart_mid_stream_loses_nothing(streams, trained_model, tmp_path, sig,
             producer.join(SECONDS + 10)
             wait_for(_complete(events_path, windows_path, ref_events, ref_windows), timeout=60,
                      what="the restarted worker to finish every stream")
-            # the restart resumed from committed offsets, not from the start of the streams
-            assert log_has(tmp_path / "w2.log", "picked up mid-stream")
+            # the restart took the streams over from the state topic at the committed offsets,
+            # not from the start of the streams
+            assert log_has(tmp_path / "w2.log", "taken over from")
         finally:
             assert stop(second) == 0
     got = read_jsonl(events_path)
