@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from monitor.sinks.base import Sink  # noqa: PLC0415
     from monitor.sinks.stdout import describe  # noqa: PLC0415
     from monitor.kafka.producer import producer_for, file_chunks, publish_audio  # noqa: PLC0415
+    from monitor.kafka.read_events import read_events  # noqa: PLC0415
 
     import logging  # noqa: PLC0415
 
@@ -173,13 +174,13 @@ def run(args: argparse.Namespace) -> int:
         worker.stop()
         thread.join(15)
         live_s = time.perf_counter() - t_live
-        topic_events = _count_topic(cfg.kafka, "machine-events")
+        topic_events = sum(1 for _ in read_events(cfg.kafka, topic=cfg.kafka.events_topic))
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     windows = [json.loads(line) for line in windows_path.read_text().splitlines() if line.strip()]
     opened = [e for e in events if e["status"] == "open"]
     print(f"4. {stats.messages} audio chunks + sensor readings in {live_s:.1f} s; {len(windows)} windows "
           f"scored ({len(windows) / live_s:.1f}/s), {len(events)} events ({len(opened)} opened) on "
-          f"{len(STREAMS) + 1} streams; {topic_events} events read back from machine-events")
+          f"{len(STREAMS) + 1} streams; {topic_events} events read back from {cfg.kafka.events_topic}")
     plot = _plot(out / "timeline.png", windows, events, routes)
     print(f"5. events in {events_path}; plot {plot}")
     print(f"done in {time.perf_counter() - t0:.0f} s")
@@ -242,21 +243,6 @@ def _wait_quiet(path: Path, *, timeout: float) -> None:
             return
         last = size
         time.sleep(1.0)
-
-
-def _count_topic(kafka, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
-
-    from monitor.kafka.security import kafka_python_options  # noqa: PLC0415
-
-    c = KafkaConsumer(bootstrap_servers=kafka.bootstrap.split(","), enable_auto_commit=False,
-                      consumer_timeout_ms=1500, **kafka_python_options(kafka))
-    tp = TopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
-    n = sum(1 for _ in c)
-    c.close()
-    return n
 
 
 def _plot(path: Path, windows: list[dict], events: list[dict], routes: list[dict]) -> Path:
