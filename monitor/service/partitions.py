@@ -93,6 +93,7 @@ class PartitionState:
         if not revoked:
             return
         log.info("partitions revoked", extra={"partitions": sorted(f"{t.topic}[{t.partition}]" for t in revoked)})
+        self.take_over_pending.difference_update(revoked)
         self._score()
         self._commit(set(revoked))
         for stream in self.book.drop_partitions(revoked):
@@ -120,6 +121,8 @@ class PartitionState:
             self.group_committed.pop(tp, None)
         log.info("partitions assigned", extra={"worker": self.index,
                                                "partitions": sorted(f"{t.topic}[{t.partition}]" for t in assigned)})
-        self._take_over(assigned)
+        # taken over after ``poll`` returns, before its records: kafka-python 3 refuses blocking
+        # calls (``committed``) inside its rebalance callbacks
+        self.take_over_pending.update(assigned)
         self._set_ready(bool(assigned) and (self.probe is None or self.probe.up))
         self.ready_at = time.monotonic()

@@ -71,6 +71,7 @@ class Worker(StreamMessages, PartitionState, StateCheckpoints):
         #: per partition: did this worker start it from a committed offset (a restart or a
         #: rebalance)? Then sensor streams first seen on it are picked up mid-way.
         self.resumed: dict[Any, bool] = {}
+        self.take_over_pending: set = set()  # partitions assigned, streams not yet restored
         self.group_committed: dict[Any, int | None] = {}  # the group's offsets, asked once per assignment
         self.probe: BrokerProbe | None = None
         self.extra_sinks = event_sinks or []
@@ -181,6 +182,9 @@ class Worker(StreamMessages, PartitionState, StateCheckpoints):
             left = self.batcher.time_left()
             timeout = poll_ms if left is None else max(0, min(poll_ms, int(left * 1000)))
             records = self.consumer.poll(timeout_ms=timeout)
+            if self.take_over_pending:
+                self._take_over(self.take_over_pending)
+                self.take_over_pending = set()
             now = time.monotonic()
             self.quiet.polled(now, records=sum(map(len, records.values())),
                               full_at=self.cfg.kafka.max_poll_records)
