@@ -70,7 +70,7 @@ def is_sensor(args: argparse.Namespace) -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from monitor.training.sensors import SENSOR_Q, SensorTrainOptions, train_sensors  # noqa: PLC0415
+    from monitor.training.sensors import SENSOR_HOLDOUT, SENSOR_Q, SensorTrainOptions, train_sensors  # noqa: PLC0415
 
     opts = SensorTrainOptions(
         scorer=args.scorer, time_column=args.time_column,
@@ -80,7 +80,8 @@ def run_train(args: argparse.Namespace) -> int:
         max_gap_s=args.max_gap, resample=not args.no_resample,
         threshold_method=args.threshold_method,
         threshold_convention=getattr(args, "threshold_convention", None) or "dcase",
-        threshold_q=args.threshold_q or SENSOR_Q, holdout=args.holdout if args.holdout != 0.1 else 0.2)
+        threshold_q=SENSOR_Q if args.threshold_q is None else args.threshold_q,
+        holdout=SENSOR_HOLDOUT if args.holdout is None else args.holdout)
     progress = EpochProgress(f"train {args.scorer}")
     try:
         folder, meta = train_sensors(args.data, args.out, opts, progress=progress)
@@ -134,6 +135,8 @@ def run_replay(args: argparse.Namespace, model, *, hysteresis: HysteresisSpec = 
 
 
 def add_evaluate_args(p: argparse.ArgumentParser) -> None:
+    from monitor.training.sensors import SENSOR_Q  # noqa: PLC0415
+
     g = p.add_argument_group("sensor benchmarks (--protocol skab|nab train a model per run)")
     g.add_argument("--protocol", choices=("dcase", "skab", "nab"), default="dcase",
                    help="dcase: labelled clips with --model (default); skab / nab: sensor benchmarks")
@@ -144,7 +147,7 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--param", action="append", metavar="KEY=VALUE", help="scorer hyperparameter (repeatable)")
     g.add_argument("--epochs", type=int, help="training epochs per run/signal (default: the scorer's "
                    "cap; training stops early on a time-ordered validation split)")
-    g.add_argument("--threshold-q", type=float, default=0.99, help="gamma quantile (default 0.99)")
+    g.add_argument("--threshold-q", type=float, help=f"gamma quantile (default {SENSOR_Q:g})")
     g.add_argument("--hysteresis", metavar="K,N,M", help="open after K of N windows over, close after M under")
     g.add_argument("--window-steps", type=int, help="alerting window in steps (mean of scores); "
                    "default skab 1, nab 1 %% of the signal (Orion's smoothing window)")
@@ -162,6 +165,7 @@ def is_sensor_protocol(args: argparse.Namespace) -> bool:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_nab, evaluate_skab  # noqa: PLC0415
+    from monitor.training.sensors import SENSOR_Q  # noqa: PLC0415
 
     if not args.scorer:
         raise DataError(f"--protocol {args.protocol} trains a model per run: pass --scorer NAME")
@@ -169,7 +173,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         params["epochs"] = args.epochs
     opts = SensorEvalOptions(scorer=args.scorer, params=params, frames=args.frames, seed=args.seed,
-                             device=args.device, threshold_q=args.threshold_q,
+                             device=args.device,
+                             threshold_q=SENSOR_Q if args.threshold_q is None else args.threshold_q,
                              window_steps=args.window_steps, hop_steps=args.hop_steps, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
                              limit=args.limit, train_stride=args.train_stride)
     say = (lambda m: print(m, file=sys.stderr)) if args.format == "json" else print

@@ -9,6 +9,7 @@ from models.threshold import CONVENTIONS, METHODS
 from monitor.errors import DataError
 from monitor.training.audio import TrainOptions, train_audio
 from monitor.training.retrain import retrain_from_labels
+from monitor.training.sensors import SENSOR_HOLDOUT
 from monitor.commands import sensor_options
 from monitor.commands.common import EpochProgress, add_channel_arg, fmt
 from monitor.datasets import parse_channel
@@ -48,8 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "free fit degenerates to shape <= 1) or paper (loc 0, ppf .99); "
                         "default: the scorer's (paper for ws-ae, dcase otherwise)")
     p.add_argument("--threshold-q", type=float, help="quantile for the threshold (convention default)")
-    p.add_argument("--holdout", type=float, default=0.1,
-                   help="fraction of normal clips held out to fit the threshold (at least 3)")
+    p.add_argument("--holdout", type=float,
+                   help=f"fraction held out to fit the threshold (default: {TrainOptions.holdout:g} of the "
+                        f"normal clips, at least {TrainOptions.min_holdout}; sensors: the last "
+                        f"{SENSOR_HOLDOUT:g} of each segment's rows)")
     p.add_argument("--threshold-folds", type=int, default=0, metavar="K",
                    help="fit the threshold on out-of-fold scores of every normal clip instead: the "
                         "recipe is retrained K times, each without a K-th of the clips (K extra "
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     opts = TrainOptions(scorer=args.scorer, seed=args.seed, device=args.device, epochs=args.epochs,
                         threshold_method=args.threshold_method,
                         threshold_convention=args.threshold_convention,
-                        threshold_q=args.threshold_q, holdout=args.holdout,
+                        threshold_q=args.threshold_q,
+                        holdout=TrainOptions.holdout if args.holdout is None else args.holdout,
                         threshold_folds=args.threshold_folds, normal_glob=args.normal,
                         channel=parse_channel(args.channel), conditions=args.conditions,
                         exposure=args.exposure)

@@ -39,7 +39,7 @@ from monitor.evaluation.anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RU
                            telemanom_flags)
 from monitor.errors import DataError, ThresholdError
 from monitor.runtime.runner import StreamRunner
-from monitor.training.sensors import (SENSOR_Q, build_sensor_model, fit_sensor_threshold, grid_segments,
+from monitor.training.sensors import (SENSOR_HOLDOUT, SENSOR_Q, build_sensor_model, fit_sensor_threshold, grid_segments,
                                       sensor_defaults, sensor_spec)
 from monitor.sources.base import AudioChunk
 from monitor.sources.csv_sensors import infer_step, read_sensor_csv
@@ -63,7 +63,7 @@ class SensorEvalOptions:
     frames: int | None = None
     seed: int = 0
     device: str = "auto"
-    holdout: float = 0.2
+    holdout: float = SENSOR_HOLDOUT
     threshold_convention: str = "dcase"
     threshold_q: float | None = SENSOR_Q
     #: Alerting window in steps (its score = mean of the per-step scores). None: SKAB 1 step;

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Default gamma quantile for sensor models (see ``SensorTrainOptions.threshold_q``).
 SENSOR_Q = 0.99
+#: Default fraction of every segment's rows (its last ones) held out to fit the threshold.
+SENSOR_HOLDOUT = 0.2
 
 
 @dataclass
@@ -51,7 +53,7 @@ class SensorTrainOptions:
     max_gap_s: float | None = None
     max_gap_steps: float = 10.0
     resample: bool = True
-    holdout: float = 0.2
+    holdout: float = SENSOR_HOLDOUT
     window_steps: int = 1
     hop_steps: int = 1
     train_stride: int | None = None  # None: the scorer's rule

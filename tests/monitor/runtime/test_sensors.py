@@ -204,3 +204,19 @@ def test_cli_train_replay_and_errors(tmp_path, capsys):
     assert rc == 2 and "no time column 'when'" in capsys.readouterr().err
     rc = main(["evaluate", "--protocol", "skab", "--data", str(tmp_path)])
     assert rc == 2 and "--scorer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, held", [(None, 0.2), ("0.1", 0.1), ("0.3", 0.3)])
+def test_train_holdout_default_and_any_given_fraction_for_sensors(tmp_path, capsys, given, held):
+    """The sensor hold-out is its own default (0.2) and any --holdout is used as given (0.1 was
+    silently replaced by 0.2, the audio default standing in for "not given")."""
+    from monitor.cli import main
+
+    write_csv(tmp_path / "train.csv", synth_rows(400, 1))
+    rc = main(["train", "--scorer", "arima", "--data", str(tmp_path / "train.csv"), "--time-column", "time",
+               "--out", str(tmp_path / "m"), "--device", "cpu", "--param", "max_p=1",
+               *(["--holdout", given] if given else [])])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads(next((tmp_path / "m").glob("*/meta.json")).read_text())
+    assert meta["training"]["holdout"] == held
+    assert meta["threshold"]["q"] == 0.99
