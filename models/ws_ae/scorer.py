@@ -22,7 +22,7 @@ from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_w
                     time_ordered_split, train_by_epochs)
 from ..dense import build_dense
 from ..errors import ScorerError
-from ..threshold import fit_threshold
+from ..threshold import CONVENTIONS, fit_threshold
 from .net import WeaklySupervisedAutoencoder
 
 
@@ -36,7 +36,7 @@ class WeaklySupervisedAEScorer(Scorer):
     #: ``margin_scale``. The scorer's own ``fit(labels=...)`` is always the fixed recipe.
     defaults = {"hidden": 128, "latent": 8, "layers": 4, "lr": 1e-3, "batch_size": 256,
                 "epochs": 300, "stage2_epochs": 200, "patience": 20, "val_fraction": 0.1,
-                "r": 0.99, "margin": None, "margin_scale": 1.0, "standardise": False,
+                "r": CONVENTIONS["paper"], "margin": None, "margin_scale": 1.0, "standardise": False,
                 "stage2_lr": 1e-3, "stage2_select": "cv", "select_scales": [1.0, 2.0, 4.0],
                 "select_folds": 5}
     #: The paper's features: n_fft 2048, hop 512, 128 mels, 32-frame vectors (17,920 samples,
