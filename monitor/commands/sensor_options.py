@@ -51,18 +51,23 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", help="sensor CSV: comma-separated channel columns (default: all numeric)")
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    add_common(p)
-    g = p.add_argument_group("sensor training")
+def _add_scorer_args(g: argparse._ArgumentGroup) -> None:
+    """How a sensor scorer is set up, for ``train`` and for the protocols' per-run training."""
     g.add_argument("--frames", type=int, help="sensor window length in steps (default: the scorer's "
                    "rule, from the training rows' dominant period)")
     g.add_argument("--train-stride", type=int, help="training windows this many steps apart (default: "
                    "the scorer's rule, a bounded number of windows per fit)")
+    g.add_argument("--param", action="append", metavar="KEY=VALUE", help="scorer hyperparameter (repeatable)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    g = p.add_argument_group("sensor training")
+    _add_scorer_args(g)
     g.add_argument("--step", type=float, help="sensor grid step in seconds (default: median reading interval)")
     g.add_argument("--max-gap", type=float, help="seconds without readings that close the windows "
                    "and raise a gap event (default: 10 steps)")
     g.add_argument("--no-resample", action="store_true", help="use the rows as given (no grid)")
-    g.add_argument("--param", action="append", metavar="KEY=VALUE", help="scorer hyperparameter (repeatable)")
 
 
 def is_sensor(args: argparse.Namespace) -> bool:
@@ -142,9 +147,7 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="dcase: labelled clips with --model (default); skab / nab: sensor benchmarks")
     g.add_argument("--scorer", help="scorer to train per run/signal (skab, nab)")
     g.add_argument("--subset", default="artificialWithAnomaly", help="NAB subset (realKnownCause, ...)")
-    g.add_argument("--frames", type=int, help="window length in steps (default: the scorer's rule, "
-                   "from the training rows' dominant period)")
-    g.add_argument("--param", action="append", metavar="KEY=VALUE", help="scorer hyperparameter (repeatable)")
+    _add_scorer_args(g)
     g.add_argument("--epochs", type=int, help="training epochs per run/signal (default: the scorer's "
                    "cap; training stops early on a time-ordered validation split)")
     g.add_argument("--threshold-q", type=float, help=f"gamma quantile (default {SENSOR_Q:g})")
@@ -154,8 +157,6 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hop-steps", type=int, help="alerting window hop in steps (nab; default half "
                    "the window, so the hysteresis' windows are not near-copies of each other)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
-    g.add_argument("--train-stride", type=int, help="training windows this many steps apart "
-                   "(default: the scorer's rule, a bounded number of windows per fit)")
     g.add_argument("--seed", type=int, default=0)
 
 
