@@ -261,11 +261,15 @@ def train_by_epochs(name: str, module: nn.Module, run_epoch: Callable[[], float]
 
 
 def minibatch_epoch(opt: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor], n: int,
-                    batch_size: int, generator: torch.Generator, device: torch.device) -> float:
+                    batch_size: int, generator: torch.Generator, device: torch.device, *,
+                    min_batch: int = 1) -> float:
     """One epoch of plain mini-batch descent over shuffled indices ``0..n-1``: the mean of
-    ``loss_of(batch indices)`` weighted by batch size."""
+    ``loss_of(batch indices)`` weighted by batch size. A batch under ``min_batch`` indices
+    (the short last one) is skipped: BatchNorm cannot train on one sample."""
     total, count = 0.0, 0
     for idx in epoch_batches(n, batch_size, generator):
+        if idx.numel() < min_batch:
+            continue
         idx = idx.to(device)
         opt.zero_grad(set_to_none=True)
         loss = loss_of(idx)

@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, epoch_batches,
+from ..base import (EarlyStopping, FitReport, Progress, Scorer, check_training_windows, minibatch_epoch,
                     train_by_epochs)
 from ..dense import build_dense
 from ..sensor_rules import SensorRule
@@ -40,18 +40,8 @@ class AutoencoderScorer(Scorer):
         loss_fn = nn.MSELoss()
 
         def epoch() -> float:
-            total, count = 0.0, 0
-            for idx in epoch_batches(x.shape[0], h["batch_size"], gen):
-                if idx.numel() < 2:  # BatchNorm cannot train on one sample
-                    continue
-                xb = x[idx.to(self.device)]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(self.module(xb), xb)
-                loss.backward()
-                opt.step()
-                total += loss.item() * idx.numel()
-                count += idx.numel()
-            return total / max(count, 1)
+            return minibatch_epoch(opt, lambda idx: loss_fn(self.module(x[idx]), x[idx]), x.shape[0],
+                                   h["batch_size"], gen, self.device, min_batch=2)
 
         t0 = time.perf_counter()
         # the DCASE recipe trains all its epochs: no validation split, no early stop
