@@ -25,6 +25,7 @@ class _Open:
     peak: float
     windows: int
     contrib_sum: np.ndarray | None
+    opened: dict[str, Any]  # the event's `open` record, as it went out
 
 
 @dataclass
@@ -72,9 +73,10 @@ class StreamAlerts:
         if transition == "open":
             overs = [x for x in self.recent if self.threshold.classify(x.score)]
             self.open = _Open(start=overs[0], last_over=overs[-1], peak=max(x.score for x in overs),
-                              windows=len(overs), contrib_sum=_sum_contrib(overs))
+                              windows=len(overs), contrib_sum=_sum_contrib(overs), opened={})
             self.opened_count += 1
-            out.append(self._event("open", self.open))
+            self.open.opened = self._event("open", self.open)
+            out.append(self.open.opened)
         elif self.open is not None:
             if over:
                 o = self.open
@@ -106,19 +108,38 @@ class StreamAlerts:
         """The record that would close the open event now, ``closed_by`` ``reason``."""
         return self._event("closed", self.open, closed_by=reason)
 
+    @staticmethod
+    def closing_record(saved: dict[str, Any], reason: str, *, sample_rate: int,
+                       time_origin_s: float = 0.0) -> dict[str, Any] | None:
+        """The record closing the event open in a saved ``state`` whose model cannot take it
+        over: its ``open`` record with the end, peak and window count it had reached (severity
+        and explanation as at the open: the model that would recompute them is gone)."""
+        o = saved.get("open")
+        if not o or not o.get("opened"):
+            return None
+        end = int(o["last_over"]["e"])
+        return dict(o["opened"], status="closed", closed_by=reason, end_sample=end,
+                    end=round(time_origin_s + end / sample_rate, 6),
+                    peak_score=round(float(o["peak"]), 6), windows=int(o["windows"]))
+
     def state(self) -> dict[str, Any]:
         """Everything ``update`` reads, as JSON values (the service's state topic): restored
         with ``load``, the next windows raise the events an uninterrupted stream would."""
         o = self.open
+        # A recent window's explanation terms count only if it is over the threshold and can
+        # still be among the last n windows when the next event opens: with one open, that
+        # needs m under-threshold windows first, so only while n > m.
+        keep = o is None or self.spec.n > self.spec.m
         return {
             "model_version": self.ctx.model_version,
             "hyst": self.hyst.state(),
-            # only windows over the threshold can join an event's explanation
-            "recent": [encode_window(w, contributions=self.threshold.classify(w.score)) for w in self.recent],
+            "recent": [encode_window(w, contributions=keep and self.threshold.classify(w.score))
+                       for w in self.recent],
             "open": None if o is None else {
                 "start": encode_window(o.start, contributions=False),
                 "last_over": encode_window(o.last_over, contributions=False),
-                "peak": o.peak, "windows": o.windows, "contrib_sum": encode_array(o.contrib_sum)},
+                "peak": o.peak, "windows": o.windows, "contrib_sum": encode_array(o.contrib_sum),
+                "opened": o.opened},
             "opened_count": self.opened_count, "armed": self.armed, "under_streak": self.under_streak,
             "recent_starts": list(self._recent_starts), "resume_sample": self.resume_sample,
         }
@@ -131,7 +152,7 @@ class StreamAlerts:
         o = d["open"]
         self.open = None if o is None else _Open(
             start=decode_window(o["start"], stream), last_over=decode_window(o["last_over"], stream),
-            peak=float(o["peak"]), windows=int(o["windows"]), contrib_sum=decode_array(o["contrib_sum"]))
+            peak=float(o["peak"]), windows=int(o["windows"]), contrib_sum=decode_array(o["contrib_sum"]), opened=o.get("opened") or {})
         self.opened_count, self.armed = int(d["opened_count"]), bool(d["armed"])
         self.under_streak = int(d["under_streak"])
         self._recent_starts = deque((int(x) for x in d["recent_starts"]), maxlen=self.quiet_span)

@@ -174,11 +174,8 @@ class StreamRunner:
         resume = self._resume.get(stream) or self.pipeline.resume_point(stream)
         if alerts is None or resume is None:
             return None
-        state = {"model_version": self.model.version, "from": resume[0], "window": resume[1],
-                 "alerts": alerts.state()}
-        if alerts.open is not None:  # how the event closes if another version takes over
-            state["close"] = alerts.closing_event("model-reload")
-        return state
+        return {"model_version": self.model.version, "from": resume[0], "window": resume[1],
+                "alerts": alerts.state()}
 
     def restore_stream(self, stream: str, state: dict[str, Any], *, sample_rate: int,
                        machine: str | None = None, time_origin_s: float = 0.0,
@@ -197,8 +194,10 @@ class StreamRunner:
             alerts.armed = bool(saved["armed"])
             if isinstance(alerts, GatedAlerts) and "health" in saved:
                 alerts.health.load_conditions(saved["health"])
-            if state.get("close"):
-                events.append(state["close"])
+            closing = StreamAlerts.closing_record(saved, "model-reload", sample_rate=sample_rate,
+                                                  time_origin_s=time_origin_s)
+            if closing is not None:
+                events.append(closing)
         self._resume[stream] = (int(state["from"]), state["window"])
         return self._emit(events)
 
