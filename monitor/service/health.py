@@ -49,6 +49,10 @@ class Metrics(RuntimeMetrics):
         self.duplicates = Counter("monitor_duplicate_chunks", "chunks dropped as already seen (seq)",
                                   registry=r)
         self.commits = Counter("monitor_commits", "offset commits", registry=r)
+        self.state_bytes = Counter("monitor_state_snapshot_bytes", "bytes of stream state written to "
+                                   "the state topic", registry=r)
+        self.taken_over = Counter("monitor_streams_taken_over", "streams restored from the state topic "
+                                  "when a partition was assigned", registry=r)
         self.streams = Gauge("monitor_streams", "streams with state in this worker", registry=r)
         self.ready = Gauge("monitor_ready", "1 when models are loaded, partitions assigned and a "
                            "broker answers", registry=r)

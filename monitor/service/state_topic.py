@@ -41,6 +41,7 @@ class StateTopic:
     def __init__(self, topic: str, *, bootstrap: str, client_options: dict[str, Any]) -> None:
         self.topic, self.bootstrap, self.client_options = topic, bootstrap, client_options
         self.partitions = 0  # state partitions there are (0 until ``ensure``)
+        self.bytes_written = 0  # by the last ``write``
 
     def ensure(self, partitions: int) -> bool:
         """Create the topic (compacted, ``partitions`` partitions) unless it exists; False, with
@@ -91,6 +92,7 @@ class StateTopic:
         from kafka.errors import KafkaError  # noqa: PLC0415
 
         markers, sent = {}, []
+        self.bytes_written = 0
         try:
             for p, snap in snapshots.items():
                 topic, part, offset = snap["input"]
@@ -98,7 +100,9 @@ class StateTopic:
                                                   "streams": len(snap["streams"]), "at": time.time()}}
                 markers[p] = producer.send(self.topic, key=MARKER, value=_dump(head), partition=p)
                 for stream, state in snap["streams"].items():
-                    sent.append(producer.send(self.topic, key=stream.encode(), value=_dump(state), partition=p))
+                    value = _dump(state)
+                    self.bytes_written += len(value)
+                    sent.append(producer.send(self.topic, key=stream.encode(), value=value, partition=p))
                 for stream in snap["ended"]:
                     sent.append(producer.send(self.topic, key=stream.encode(), value=None, partition=p))
             producer.flush()

@@ -77,6 +77,7 @@ class StateCheckpoints:
         snaps = {tp.partition: {"input": (tp.topic, tp.partition, offsets.get(tp, self.book.committed.get(tp))),
                                 "streams": by_tp[tp], "ended": self._state_ended.get(tp, [])} for tp in todo}
         markers = self.state.write(self.producer, snaps)
+        self.metrics.state_bytes.inc(self.state.bytes_written)
         if markers is None:
             self._rebuild_producer()
             return None
@@ -133,6 +134,7 @@ class StateCheckpoints:
                 events += self._restore_stream(name, state, tp, now)
                 n += 1
         self._emit(events)
+        self.metrics.taken_over.inc(n)
         log.info("%d stream(s) taken over from %s in %.2f s", n, self.state.topic, time.monotonic() - t0,
                  extra={"streams": n, "partitions": sorted(start), "topic": self.state.topic})
 
