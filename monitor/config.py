@@ -380,9 +380,3 @@ def to_dict(cfg: Any, *, mask: bool = True) -> Any:
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
-
-def kafka_client_options(k: KafkaConfig) -> dict[str, Any]:
-    """Security options passed through to every kafka-python client (``monitor.kafka.security``)."""
-    from monitor.kafka.security import kafka_python_options  # noqa: PLC0415
-
-    return kafka_python_options(k)

@@ -135,7 +135,7 @@ class StreamRunner:
             if self.on_window is not None:
                 self.on_window(w)
             events.extend(self.alerts[w.stream].update(w))
-        return self._emit(events)
+        return self.emit(events)
 
     def feed(self, chunk: AudioChunk) -> list[dict[str, Any]]:
         """Push one chunk, score it, and end its stream when it is the last one."""
@@ -199,14 +199,14 @@ class StreamRunner:
             if closing is not None:
                 events.append(closing)
         self._resume[stream] = (int(state["from"]), state["window"])
-        return self._emit(events)
+        return self.emit(events)
 
     def _forget_resume(self, stream: str) -> None:
         self._resume.pop(stream, None)
         self._skip_below.pop(stream, None)
 
     def end_stream(self, stream: str, reason: str = "end-of-stream") -> list[dict[str, Any]]:
-        events = self._emit(self.alerts.pop(stream).finish(reason))
+        events = self.emit(self.alerts.pop(stream).finish(reason))
         self._forget_resume(stream)
         result = self.results.pop(stream)
         result.summary = self.pipeline.end_stream(stream)
@@ -289,7 +289,8 @@ class StreamRunner:
         self.reloads += 1
         return events
 
-    def _emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def emit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Events raised for this runner's streams, to its event audio, results and sink."""
         for e in events:
             if self.event_audio is not None:
                 self.event_audio.on_event(e)

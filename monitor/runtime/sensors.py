@@ -140,7 +140,7 @@ class SensorRunner:
 
     def _close_machine_event(self, stream: str) -> list[dict[str, Any]]:
         alerts = self.runner.alerts[stream]
-        ev = self.runner._emit(alerts.finish(reason="gap"))
+        ev = self.runner.emit(alerts.finish(reason="gap"))
         # the stream's windows end here; scoring restarts after the gap on the same grid
         self.runner.end_stream(stream)
         return ev

@@ -12,9 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from models.errors import MonitorError
-
 from monitor.alerting.events import make_event
+from monitor.errors import MonitorError
 from monitor.runtime.runner import StreamRunner
 from monitor.service.plausibility import NS_PER_S, message_timestamp
 from monitor.sources.base import AudioChunk

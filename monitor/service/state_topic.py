@@ -83,7 +83,8 @@ class StateTopic:
         return partition < self.partitions
 
     # ------------------------------------------------------------------ writing
-    def write(self, producer, snapshots: dict[int, dict[str, Any]]) -> dict[int, int] | None:
+    def write(self, producer, snapshots: dict[int, dict[str, Any]], *,
+              timeout_s: float = 10.0) -> dict[int, int] | None:
         """Send one snapshot per state partition and wait for the broker; returns each marker's
         offset, or None when a send failed (nothing may be committed then).
 
@@ -105,7 +106,9 @@ class StateTopic:
                     sent.append(producer.send(self.topic, key=stream.encode(), value=value, partition=p))
                 for stream in snap["ended"]:
                     sent.append(producer.send(self.topic, key=stream.encode(), value=None, partition=p))
-            producer.flush()
+            # bounded: a broker that went away must not stall the worker's loop (the records stay
+            # queued; a later snapshot supersedes them)
+            producer.flush(timeout=timeout_s)
         except KafkaError as exc:
             log.warning("state snapshot not written (%s); offsets are not committed this round", exc)
             return None

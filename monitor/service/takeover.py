@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from monitor.config import kafka_client_options
+from monitor.kafka.security import kafka_python_options
 from monitor.service.messages import AudioState
 from monitor.service.state_topic import FORMAT, StateTopic, state_topic_name
 
@@ -39,7 +39,7 @@ class StateCheckpoints:
         if not (self.cfg.service.checkpoint_state and k.audio_topic):
             return
         state = StateTopic(state_topic_name(k.group_id, k.audio_topic, k.state_topic),
-                           bootstrap=k.bootstrap, client_options=kafka_client_options(k))
+                           bootstrap=k.bootstrap, client_options=kafka_python_options(k))
         if state.ensure(self._input_partitions(k.audio_topic)):
             self.state = state
             log.info("stream state checkpointed to %s", state.topic,
@@ -68,6 +68,8 @@ class StateCheckpoints:
             tp in offsets or self.book.last.get(tp) != self._state_last.get(tp) or tp in self._state_ended)]
         if not todo:
             return {}
+        if self.probe is not None and not self.probe.up:
+            return None  # nothing can be made durable now; the commit waits for the broker
         by_tp: dict[Any, dict[str, dict]] = {tp: {} for tp in todo}
         for name, st in self.streams.items():
             if st.tp in by_tp:

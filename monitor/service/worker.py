@@ -25,7 +25,7 @@ from workers.batching import MicroBatcher
 from workers.model import LoadedModel
 
 from monitor.service.checkpoint import OffsetBook
-from monitor.config import Config, kafka_client_options, to_dict
+from monitor.config import Config, to_dict
 from monitor.service.health import BrokerProbe, HealthServer, Metrics
 from monitor.service.messages import StreamMessages, AudioState
 from monitor.service.partitions import PartitionState
@@ -36,12 +36,12 @@ from monitor.service.router import Router
 from monitor.service.takeover import StateCheckpoints
 from monitor.sinks.base import Sink
 from monitor.sinks.dead_letter import DeadLetterSink
-from monitor.sinks.factory import SinkContext, build_sinks
+from monitor.sinks.factory import BUILDERS, SinkContext, build_sinks
 from monitor.sinks.kafka import SinkError, make_producer
 from monitor.kafka.consumer import make_consumer, resolve_client
 from monitor.errors import ConfigError
 from monitor.kafka.connect import KafkaRefused, KafkaUnreachable, classify_client_error, probe
-from monitor.kafka.security import security_problems
+from monitor.kafka.security import kafka_python_options, security_problems
 from monitor.log_limits import SituationCounter
 from monitor.sinks.reopen import AppendFile, ReopenRequest
 
@@ -136,7 +136,7 @@ class Worker(StreamMessages, PartitionState, StateCheckpoints):
         problems = security_problems(k)
         if problems:
             raise ConfigError("; ".join(problems))
-        opts = kafka_client_options(k)
+        opts = kafka_python_options(k)
         delay, attempt = 0.2, 0
         while not self.stopping.is_set():
             attempt += 1
@@ -163,8 +163,8 @@ class Worker(StreamMessages, PartitionState, StateCheckpoints):
             return False
         log.info("connected to Kafka", extra={"bootstrap": k.bootstrap, "group_id": k.group_id,
                                               "client": resolve_client(k.client)})
-        s = self.cfg.sinks
-        self.sink = build_sinks({"kafka": s.kafka, "jsonl": s.jsonl, "stdout": s.stdout},
+        s = self.cfg.sinks  # every sink setting that has a builder (sinks/factory.py)
+        self.sink = build_sinks({name: getattr(s, name) for name in BUILDERS if hasattr(s, name)},
                                 SinkContext(self.producer, k.events_topic), extra=self.extra_sinks)
         self.dlq = DeadLetterSink(self.producer, k.dead_letter_topic)
         self._open_state()
@@ -314,7 +314,7 @@ class Worker(StreamMessages, PartitionState, StateCheckpoints):
 
         k = self.cfg.kafka
         try:
-            new = make_producer(k.bootstrap.split(","), client_options=kafka_client_options(k),
+            new = make_producer(k.bootstrap.split(","), client_options=kafka_python_options(k),
                                 client_id=f"{k.client_id}-{self.index}-out")
         except KafkaError as exc:
             log.warning("Kafka producer not rebuilt (%s); trying again at the next commit", exc)

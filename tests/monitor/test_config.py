@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import dump, kafka_client_options, load_config
+from monitor.config import dump, load_config
+from monitor.kafka.security import kafka_python_options
 from monitor.errors import ConfigError
 
 
@@ -57,7 +58,7 @@ def test_secrets_masked_but_passed_to_the_client(tmp_path):
     cfg = load_config(p, env={})
     text = dump(cfg)
     assert "s3cret-value" not in text and "***" in text and "svc" in text
-    opts = kafka_client_options(cfg.kafka)
+    opts = kafka_python_options(cfg.kafka)
     assert opts["sasl_plain_password"] == "s3cret-value" and opts["security_protocol"] == "SASL_SSL"
 
 
