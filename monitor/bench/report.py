@@ -47,13 +47,16 @@ def table(r: dict[str, Any]) -> str:
     p = r["plain"]
     lines.append(f"  {'plain path':12s} {str(p['threads']) + 'x' + str(p.get('workers', 1)):>7s}  {p['clips_per_batch']:11d}  {'':13s}   "
                  f"{p['rtf_median']:8,.0f} {'':10s}   {p['features_share']:7.0%}  {p['model_share']:5.0%}")
+    if r.get("scorers"):
+        lines += ["", "scorer sweep (one batch of the same clips, scorers taking turns)   RTF per core"]
     for s in r.get("scorers", []):
         if s.get("error"):
             lines.append(f"  {s['scorer']:12s} not measured: {s['error']}")
         else:
+            ref = " (reference)" if s.get("reference") else ""
             lines.append(f"  {s['scorer']:12s} {s['threads']:7d}  {s['clips_per_batch']:11d}  "
-                         f"{s['vectors_per_batch']:13,d}   {s['rtf_median']:8,.0f} {'':10s}   "
-                         f"{s['features_share']:7.0%}  {s['model_share']:5.0%}")
+                         f"{s['vectors_per_batch']:13,d}   {s.get('rtf_per_core', s['rtf_median']):8,.0f} {'':10s}   "
+                         f"{s['features_share']:7.0%}  {s['model_share']:5.0%}{ref}")
     return "\n".join(lines)
 
 

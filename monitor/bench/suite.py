@@ -103,7 +103,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         if not opts.quick or opts.scorers:
             report["scorers"] = other_scorers(work, clips, opts, skip=model.name, device=device,
                                               threads=report["headline"]["compute_setting"]["threads"]
-                                              if report.get("headline") else 1)
+                                              if report.get("headline") else 1, reference=model)
         report["cold_start"] = cold_start(model_dir, device=str(device), runs=1 if opts.quick else 3)
         report["cold_start_s"] = report["cold_start"]["seconds"]
         from monitor.bench.e2e import e2e_skipped, end_to_end  # noqa: PLC0415 - Kafka client when used
@@ -225,38 +225,65 @@ def compute_section(model: LoadedModel, clips: Workload, opts: BenchOptions) -> 
 
 
 def other_scorers(work: Path, clips: Workload, opts: BenchOptions, *, skip: str, device,
-                  threads: int) -> list[dict[str, Any]]:
-    """The compute part for every other registered scorer (briefly trained, default size)."""
+                  threads: int, reference: LoadedModel | None = None) -> list[dict[str, Any]]:
+    """The compute part for every other registered scorer (briefly trained, default size).
+
+    Every scorer scores the same clips in one batch on ``threads`` torch threads, and the
+    scorers take turns: ``opts.rounds`` rounds, each timing every scorer once, a scorer's
+    figure the median of its rounds, so that a change of load during the sweep moves all of
+    them alike and their ratios hold. ``reference`` (the headline model, ``skip``) is
+    measured the same way, first in the list, marked ``reference``: the figure the others
+    compare with. ``rtf_per_core`` divides by the torch threads.
+    """
     from models.registry import SCORERS  # noqa: PLC0415
 
-    rows = []
-    for name in opts.scorers or sorted(SCORERS):
-        if name == skip:
-            continue
+    rows: list[dict[str, Any]] = []
+    ready: list[tuple[dict[str, Any], LoadedModel]] = []
+    pcm = clips.pcm[: max(2, len(clips.pcm) // 4)]
+    secs = len(pcm) * opts.clip_seconds
+    names = [n for n in (opts.scorers or sorted(SCORERS)) if n != skip]
+    if reference is not None:
+        names = [skip, *names]
+    for name in names:
         if not opts.scorers and name in SLOW_TO_FIT:
             rows.append({"scorer": name, "error": SLOW_TO_FIT[name]})
             continue
         try:
-            folder = train_bench_model(work / f"scorer-{name}", scorer=name, epochs=1, seed=opts.seed)
-            m = load_model(folder, device=device)
-            pcm = clips.pcm[: max(2, len(clips.pcm) // 4)]
-            secs = len(pcm) * opts.clip_seconds
+            if name == skip and reference is not None:
+                m = reference
+            else:
+                folder = train_bench_model(work / f"scorer-{name}", scorer=name, epochs=1, seed=opts.seed)
+                m = load_model(folder, device=device)
             with torch_threads(threads):
                 t0 = time.perf_counter()
                 parallel_clip_scores(m, pcm[:1], clips_per_batch=1, threads=1)  # warm-up
                 if time.perf_counter() - t0 > 20:
                     raise RuntimeError("too slow to measure here (one clip took over 20 s)")
-                split = Split()
-                times = time_repeated(lambda: parallel_clip_scores(m, pcm, clips_per_batch=len(pcm), threads=1,
-                                                                   split=split),
-                                      min_seconds=opts.min_seconds, max_reps=5)
-            rows.append({"scorer": name, "threads": threads, "clips_per_batch": len(pcm),
-                         "vectors_per_batch": len(pcm) * _vectors_per_clip(m, clips),
-                         "rtf_median": secs / statistics.median(times), **_shares(split)})
+            row = {"scorer": name, "threads": threads, "clips_per_batch": len(pcm),
+                   "vectors_per_batch": len(pcm) * _vectors_per_clip(m, clips)}
+            if name == skip:
+                row["reference"] = True
+            rows.append(row)
+            ready.append((row, m))
         except Exception as exc:  # noqa: BLE001 - a scorer that cannot run on audio is reported, not fatal
             msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             rows.append({"scorer": name, "error": msg})
-        log.info("scorer measured", extra=rows[-1])
+            log.info("scorer measured", extra=rows[-1])
+    times: dict[int, list[float]] = {id(r): [] for r, _ in ready}
+    splits = {id(r): Split() for r, _ in ready}
+    round_s = opts.min_seconds / 3
+    with torch_threads(threads):
+        for _ in range(opts.rounds):
+            for row, m in ready:
+                t = time_repeated(lambda: parallel_clip_scores(m, pcm, clips_per_batch=len(pcm), threads=1,
+                                                               split=splits[id(row)]),
+                                  min_seconds=round_s, min_reps=1, max_reps=5)
+                times[id(row)].append(statistics.median(t))
+    for row, _ in ready:
+        t = times[id(row)]
+        row.update({"rtf_median": secs / statistics.median(t), "rtf_per_core": secs / statistics.median(t) / threads,
+                    "rtf_rounds": [secs / x for x in t], **_shares(splits[id(row)])})
+        log.info("scorer measured", extra=row)
     return rows
 
 

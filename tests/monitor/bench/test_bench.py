@@ -113,3 +113,24 @@ def test_rss_per_1000_streams_is_read_at_1000_not_scaled_from_another_step():
     assert _rss_per_1000(steps) == pytest.approx(500.0)
     assert _rss_per_1000(steps + [{"streams": 1000, "worker_rss_mb": 512.0}]) == 512.0  # measured wins
     assert _rss_per_1000(steps[:1]) == 325.0 and _rss_per_1000([]) is None
+
+
+def test_scorer_sweep_takes_turns_and_measures_the_reference_alike(tmp_path):
+    """The sweep times every scorer once per round (so load changes move them alike) and
+    measures the headline model's scorer the same way, first, as the reference."""
+    import torch
+
+    from monitor.bench.suite import BenchOptions, other_scorers
+    from monitor.bench.workload import make_clips, train_bench_model
+    from workers.model import load_model
+
+    clips = make_clips(tmp_path / "clips", n=2, seconds=10.0)
+    reference = load_model(train_bench_model(tmp_path / "ref", epochs=1), device="cpu")
+    opts = BenchOptions(quick=True, scorers=["stats-maha"], rounds=2, min_seconds=0.1)
+    rows = other_scorers(tmp_path, clips, opts, skip="ae", device=torch.device("cpu"), threads=1,
+                         reference=reference)
+    assert [r["scorer"] for r in rows] == ["ae", "stats-maha"]
+    assert rows[0]["reference"] and "reference" not in rows[1]
+    for r in rows:
+        assert len(r["rtf_rounds"]) == 2 and r["rtf_per_core"] == r["rtf_median"] > 0
+        assert r["clips_per_batch"] == 2 and 0 < r["features_share"] < 1
