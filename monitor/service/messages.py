@@ -16,6 +16,7 @@ from monitor.alerting.events import make_event
 from monitor.errors import MonitorError
 from monitor.runtime.runner import StreamRunner
 from monitor.service.plausibility import NS_PER_S, message_timestamp
+from monitor.service.process_tuning import release_heap
 from monitor.sources.base import AudioChunk
 from monitor.sources.kafka_audio import BadMessage, KafkaAudioChunk, decode_audio
 from monitor.sources.kafka_sensors import decode_sensors
@@ -26,6 +27,8 @@ INPUT_SCORER = "input-health"
 #: names of streams finished as quiet remembered (so their return is a new run, not a
 #: pick-up mid-way); a fixed bound, whatever the number of streams ever seen
 FINISHED_QUIET_KEPT = 10_000
+#: streams finished together after which freed memory is handed back to the system
+RELEASE_AFTER = 100
 
 
 @dataclass
@@ -197,6 +200,11 @@ class StreamMessages:
             else:
                 events += self._finish_quiet_audio(key)
         self._emit(events)
+        if len(quiet) >= RELEASE_AFTER:
+            import gc  # noqa: PLC0415
+
+            gc.collect()
+            release_heap()
         log.info("%d quiet stream(s) finished after %.0f s without a message", len(quiet),
                  self.quiet.idle_s, extra={"streams": len(quiet), "live_streams": len(self.quiet)})
 

@@ -50,3 +50,14 @@ def keep_heap(keep_mb: int) -> bool:
     if not ok:
         log.info("the C library refused the heap settings; kept its defaults")
     return ok
+
+
+def release_heap() -> bool:
+    """Hand freed C-heap memory back to the system (glibc ``malloc_trim``), after many streams
+    ended at once: their buffers are freed, but spread over the heap they stay resident (the
+    trim threshold only returns memory at the heap's top). False where that is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

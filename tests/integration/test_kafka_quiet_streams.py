@@ -2,8 +2,8 @@
 after ``service.stream_idle_s`` with its own ``stream-idle`` event, its state is dropped, the
 partitions' commits reach their ends, and a restart re-reads nothing.
 
-Scaled for CI on 2 busy cores: 300 streams of 3 chunks (the plant trial that found the fault
-used 2,000); the assertions are on offsets and event counts, with generous deadlines.
+2,000 streams of 3 chunks per burst, as in the plant trial that found the fault; the assertions
+are on offsets, event counts and memory, with generous deadlines for 2 busy cores.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .kafka_utils import (TOPICS, log_has, read_jsonl, start_worker, stop, wait_
 
 pytestmark = pytest.mark.kafka
 
-STREAMS, CHUNKS, CHUNK_S, IDLE_S = 300, 3, 0.4, 3.0
+STREAMS, CHUNKS, CHUNK_S, IDLE_S = 2000, 3, 0.4, 3.0
 
 
 def _metrics(port: int) -> str:
@@ -91,9 +91,9 @@ def test_streams_without_eos_are_finished_and_committed(factory, trained_model, 
         worker = start_worker(cfg, log=log)
         try:
             wait_for(lambda: log_has(log, "partitions assigned"), timeout=60, what="the worker to join")
-            # two bursts of different streams: memory after the second must not grow past the
+            # three bursts of different streams: memory after the last must not grow past the
             # first's (bounded by live streams, not by every stream ever seen)
-            for r in range(2):
+            for r in range(3):
                 names = [f"quiet/machine-{r}-{i:04d}" for i in range(STREAMS)]
                 all_names += names
                 rss_before = _rss_mb(worker.pid)
@@ -142,5 +142,6 @@ def test_streams_without_eos_are_finished_and_committed(factory, trained_model, 
     assert len(read_jsonl(windows_path)) == windows_first
     print(json.dumps({"streams_per_burst": STREAMS, "rounds": rounds, "events": len(events),
                       "windows": windows_first}))
-    # memory: the second burst of new streams leaves the worker where the first left it
-    assert rounds[1]["rss_mb_after"] <= 1.10 * rounds[0]["rss_mb_after"], rounds
+    # memory: later bursts of new streams leave the worker where the first left it (the first
+    # burst's own growth is the allocator's and the clients' one-time working set)
+    assert rounds[-1]["rss_mb_after"] <= 1.10 * rounds[0]["rss_mb_after"], rounds
