@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Harness:
     def close(self) -> None:
         self.broker.stop()
 
-    def _config(self, folder: Path, topic: str) -> Path:
+    def _config(self, folder: Path, topic: str, health: dict | None = None) -> Path:
         import yaml  # noqa: PLC0415
 
         cfg = {"kafka": {"bootstrap": self.broker.bootstrap, "group_id": f"bench-{uuid.uuid4().hex[:8]}",
@@ -81,24 +81,31 @@ class Harness:
                          "dead_letter_topic": f"{topic}-dlq", "auto_offset_reset": "earliest",
                          "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000},
                "models": [{"streams": "*", "model": str(self.model_dir)}],
-               "health": {"port": 0}, "sinks": {"kafka": True}}
+               "health": {"port": 0, **(health or {})}, "sinks": {"kafka": True}}
         cfg["service"] = {**self.service, "torch_threads": self.threads}
         path = folder / "config.yaml"
         path.write_text(yaml.safe_dump(cfg))
         return path
 
-    def step(self, streams: int, seconds: float, *, produce_first_s: float = 0.0) -> dict[str, Any]:
-        """One run at ``streams`` real-time streams for ``seconds``; see the module docstring."""
+    def step(self, streams: int, seconds: float, *, produce_first_s: float = 0.0, health: dict | None = None,
+             on_ready: Callable[[Path], Callable[[], None] | None] | None = None) -> dict[str, Any]:
+        """One run at ``streams`` real-time streams for ``seconds``; see the module docstring.
+
+        ``health``: the worker's ``health:`` settings (default: no HTTP server). ``on_ready``:
+        called with the step's config file once the worker holds its partitions, before the
+        producer starts (e.g. to open the web view on it); what it returns is called when the
+        producer is done, before the worker stops (``benchmarks/ui_overhead.py``)."""
         from monitor.kafka.broker import create_topics  # noqa: PLC0415
 
         folder = self.work / f"step-{streams}-{uuid.uuid4().hex[:6]}"
         folder.mkdir(parents=True)
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         create_topics(self.broker.bootstrap, {topic: self.partitions, f"{topic}-events": 1, f"{topic}-dlq": 1})
-        cfg = self._config(folder, topic)
+        cfg = self._config(folder, topic, health)
         prod_cmd = [sys.executable, "-m", "monitor.bench.e2e_producer", "--bootstrap", self.broker.bootstrap,
                     "--topic", topic, "--streams", str(streams), "--seconds", str(seconds)]
         producer = None
+        done: Callable[[], None] | None = None
         if produce_first_s:  # audio already waiting: the cold start includes scoring it
             producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env(),
                                         stderr=open(folder / "producer.log", "w"))
@@ -109,6 +116,8 @@ class Harness:
                                   stdout=subprocess.DEVNULL, stderr=open(folder / "worker.log", "w"))
         try:
             self._wait_ready(worker, folder)
+            if on_ready is not None:
+                done = on_ready(cfg)
             if producer is None:
                 producer = subprocess.Popen(prod_cmd, stdout=subprocess.PIPE, text=True, env=_env(),
                                             stderr=open(folder / "producer.log", "w"))
@@ -118,6 +127,8 @@ class Harness:
         finally:
             if producer is not None and producer.poll() is None:
                 producer.kill()
+            if done is not None:
+                done()
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
             try:
