@@ -154,51 +154,92 @@ class AudioHealth:
         self.reference_dbfs = reference_dbfs
         self.dead_below = (reference_dbfs - spec.dead_margin_db) if reference_dbfs is not None else None
         self.base = 0  # cell index of the arrays' first element
-        self.ss = np.zeros(0)  # per cell: sum of squares, peak |x|, clipped count, samples seen
-        self.peak = np.zeros(0)
-        self.clip = np.zeros(0, dtype=np.int64)
-        self.n = np.zeros(0, dtype=np.int64)
+        # per cell: sum of squares, peak |x|, clipped count, samples seen; views of buffers
+        # that grow by doubling (a push per 0.1 s chunk must not copy the arrays)
+        self._buf = [np.zeros(64) for _ in range(4)]
+        self._set_view(0, 0)
+        self._bounds: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._pending: list[tuple[int, np.ndarray]] = []
         self.conditions = {k: _Condition(k, spec) for k in (CLIPPING, DEAD_INPUT)}
         self.last_level: WindowLevel | None = None
 
+    def _set_view(self, off: int, length: int) -> None:
+        self._off, self._len = off, length
+        self.ss, self.peak, self.clip, self.n = (b[off:off + length] for b in self._buf)
+
     def _grow(self, last_cell: int) -> None:
-        if not len(self.n):
+        need = last_cell + 1 - self.base
+        if need <= self._len:
             return
-        extra = last_cell + 1 - (self.base + len(self.n))
-        if extra > 0:
-            self.ss = np.concatenate([self.ss, np.zeros(extra)])
-            self.peak = np.concatenate([self.peak, np.zeros(extra)])
-            self.clip = np.concatenate([self.clip, np.zeros(extra, dtype=np.int64)])
-            self.n = np.concatenate([self.n, np.zeros(extra, dtype=np.int64)])
+        off, old = self._off, self._len
+        if off + need > len(self._buf[0]):
+            fresh = [np.zeros(max(2 * need, 64)) for _ in range(4)]
+            for f, b in zip(fresh, self._buf):
+                f[:old] = b[off:off + old]
+            self._buf, off = fresh, 0
+        for b in self._buf:
+            b[off + old:off + need] = 0.0
+        self._set_view(off, need)
+
+    def _segments(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cell boundaries inside a push of ``n`` samples whose first cell ends after ``first``
+        samples, and the samples per cell (chunks come in a few shapes: cached)."""
+        key = (first, n)
+        seg = self._bounds.get(key)
+        if seg is None:
+            if len(self._bounds) >= 64:
+                self._bounds.clear()
+            bounds = np.concatenate([[0], np.arange(first, n, self.cell)]).astype(np.intp)
+            seg = self._bounds[key] = (bounds, np.diff(np.append(bounds, n)).astype(np.float64))
+        return seg
 
     def push(self, samples: np.ndarray, *, start_sample: int) -> None:
+        """Queue raw samples; they are added to the cells in one go per window (``assess``):
+        per 0.1 s chunk the array calls cost more than their arithmetic."""
+        if len(samples):
+            self._pending.append((start_sample, samples))
+
+    def _absorb(self) -> None:
+        pending, self._pending = self._pending, []
+        i = 0
+        while i < len(pending):  # contiguous pieces joined, then added at once
+            start, parts = pending[i][0], [pending[i][1]]
+            end = start + len(parts[0])
+            i += 1
+            while i < len(pending) and pending[i][0] == end:
+                parts.append(pending[i][1])
+                end += len(pending[i][1])
+                i += 1
+            self._add(np.concatenate(parts) if len(parts) > 1 else parts[0], start)
+
+    def _add(self, samples: np.ndarray, start_sample: int) -> None:
         x = np.asarray(samples, dtype=np.float64).reshape(-1)
-        if not len(x):
-            return
         c0 = start_sample // self.cell
         c_last = (start_sample + len(x) - 1) // self.cell
-        if not len(self.n):
+        if not self._len:
             self.base = c0
-            self.n = np.zeros(1, dtype=np.int64)
-            self.ss, self.peak, self.clip = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64)
+            self._set_view(0, 0)
         if c0 < self.base:
             raise ValueError(f"samples from {start_sample} arrive after cells up to "
                              f"{self.base * self.cell} were assessed")
         self._grow(c_last)
-        first = (c0 + 1) * self.cell - start_sample
-        bounds = np.concatenate([[0], np.arange(first, len(x), self.cell)]).astype(np.int64)
+        bounds, counts = self._segments((c0 + 1) * self.cell - start_sample, len(x))
         a = np.abs(x)
         sl = slice(c0 - self.base, c_last - self.base + 1)
         self.ss[sl] += np.add.reduceat(x * x, bounds)
-        self.peak[sl] = np.maximum(self.peak[sl], np.maximum.reduceat(a, bounds))
-        self.clip[sl] += np.add.reduceat((a >= self.spec.clip_level).astype(np.int64), bounds)
-        self.n[sl] += np.diff(np.concatenate([bounds, [len(x)]]))
+        peaks = np.maximum.reduceat(a, bounds)
+        np.maximum(self.peak[sl], peaks, out=self.peak[sl])
+        if peaks.max() >= self.spec.clip_level:  # rare: count only where a sample reached it
+            self.clip[sl] += np.add.reduceat(a >= self.spec.clip_level, bounds, dtype=np.float64)
+        self.n[sl] += counts
 
     def _cells(self, start_sample: int, end_sample: int) -> slice:
         c0, c1 = start_sample // self.cell, -(-end_sample // self.cell)
         return slice(max(0, c0 - self.base), max(0, c1 - self.base))
 
     def level(self, start_sample: int, end_sample: int) -> WindowLevel:
+        if self._pending:
+            self._absorb()
         sl = self._cells(start_sample, end_sample)
         n = int(self.n[sl].sum())
         ss = float(self.ss[sl].sum())
@@ -219,11 +260,10 @@ class AudioHealth:
         dead, detail = self.is_dead(w)
         out += self.conditions[DEAD_INPUT].update(w, dead, detail)
         drop = (start_sample + self.hop) // self.cell - self.base
-        if drop >= len(self.n):
-            self.n = np.zeros(0, dtype=np.int64)  # everything seen is assessed; restart lazily
+        if drop >= self._len:
+            self._set_view(0, 0)  # everything seen is assessed; restart lazily
         elif drop > 0:
-            self.ss, self.peak, self.clip, self.n = (self.ss[drop:], self.peak[drop:],
-                                                     self.clip[drop:], self.n[drop:])
+            self._set_view(self._off + drop, self._len - drop)
             self.base += drop
         return w, out
 
