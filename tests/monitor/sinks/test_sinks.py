@@ -93,3 +93,15 @@ def test_kafka_sinks_keep_failed_sends_and_send_them_again_on_a_new_producer():
     assert (t2, k2, v2) == ("dlq", b"k", None)  # the value over the bound is left out, its size said
     assert dict(h2)["source_offset"] == b"42" and dict(h2)["value_omitted_bytes"] == b"8"
     assert new.sent[0][1:3] == old.sent[0][1:3] and events.resend(new) == 0
+
+
+def test_live_events_read_in_utc_replayed_ones_in_seconds():
+    """A live stream's times are its capture clock (seconds since the epoch): printed as UTC,
+    not as t=1796658182.00s; a replayed file's stay offsets into it."""
+    from monitor.sinks.stdout import describe
+
+    ev = {**_event(), "start": 1796658182.0, "end": 1796658184.5}
+    assert "2026-12-07 15:43:02.000-15:43:04.500 UTC" in describe(ev)
+    ev = {**_event(), "start": 1796687999.5, "end": 1796688001.0}  # across midnight: the date again
+    assert "2026-12-07 23:59:59.500-2026-12-08 00:00:01.000 UTC" in describe(ev)
+    assert "t=1.00-2.00s" in describe(_event())
