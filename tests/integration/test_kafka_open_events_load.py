@@ -38,7 +38,7 @@ CHUNK_S, COMMIT_MS = 0.1, 1000
 MAX_LAG_S = 5.0
 
 PRODUCER = """
-import sys, time
+import os, sys, time
 import soundfile as sf
 from pathlib import Path
 from monitor.kafka.producer import OutChunk, producer_for, publish_audio
@@ -52,8 +52,9 @@ def chunks():
             x = clips[s % len(clips)]
             a = (k * step) % len(x)
             yield OutChunk(f"load/m-{s:03d}", x[a:a + step], 16000, k * step)
-        with open(progress, "w") as f:
+        with open(progress + ".tmp", "w") as f:
             f.write(str(k))
+        os.replace(progress + ".tmp", progress)
 p = producer_for(bootstrap)
 publish_audio(p, "machine-audio", chunks(), start_ts_ns=0, realtime=True)
 p.close()
@@ -104,7 +105,8 @@ def faulty_clips(tmp_path_factory):
     return folder
 
 
-def test_open_events_do_not_hold_commits(faulty_clips, trained_model, tmp_path):
+def test_open_events_do_not_hold_commits(faulty_clips, trained_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITOR__SERVICE__STREAM_IDLE_S", "8")  # at the end every stream goes quiet
     health, group = free_port(), f"load-{uuid.uuid4().hex[:8]}"
     events_path, log = tmp_path / "events.jsonl", tmp_path / "w1.log"
     progress = tmp_path / "sent"
@@ -126,7 +128,13 @@ def test_open_events_do_not_hold_commits(faulty_clips, trained_model, tmp_path):
                 time.sleep(5.0)
                 sent = int(progress.read_text()) if progress.exists() else -1
                 at = _chunk_at_commit(broker.bootstrap, group)
-                samples.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "at_commit": at})
+                text = _metrics(health)
+                # consumed but not committed, per partition: commit lag minus fetch lag (both
+                # from the same high watermark, so its error cancels)
+                held = {p: c - f for (p, c), f in zip(_per_partition(text, "monitor_commit_lag").items(),
+                                                      _per_partition(text, "monitor_consumer_lag").values())}
+                samples.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "at_commit": at,
+                                "held_messages": held})
             assert prod.returncode == 0
             sent = int(progress.read_text())
             time.sleep(2 * COMMIT_MS / 1000)
@@ -149,8 +157,11 @@ def test_open_events_do_not_hold_commits(faulty_clips, trained_model, tmp_path):
             assert stop(second) == 0
     lags = [(s["t"], p, (s["sent"] - seq) * CHUNK_S) for s in samples if s["t"] >= 15
             for p, seq in s["at_commit"].items() if seq is not None]
+    per_partition_s = STREAMS / TOPICS["machine-audio"] / CHUNK_S  # messages a second
+    held = [(s["t"], p, n / per_partition_s) for s in samples if s["t"] >= 15 for p, n in s["held_messages"].items()]
     print(json.dumps({"streams": STREAMS, "seconds": SECONDS, "samples": len(samples),
                       "max_commit_lag_s": max((x[2] for x in lags), default=None),
+                      "max_consumed_not_committed_s": max((x[2] for x in held), default=None),
                       "chunks_sent": sent, "at_commit_end": at_end, "messages_first": consumed_1,
                       "messages_reread": reread, "opens": len(opens)}))
     assert len({e["stream"] for e in opens}) == STREAMS, "every stream opens its event"
@@ -164,8 +175,20 @@ def test_open_events_do_not_hold_commits(faulty_clips, trained_model, tmp_path):
     for e in machine:
         by_stream.setdefault(e["stream"], []).append((e["status"], e.get("closed_by")))
     # one `open` per stream, across the kill: the second worker took the open events over
+    taken = re.search(r'"msg": "(\d+) stream\(s\) taken over', (tmp_path / "w2.log").read_text())
+    assert taken and int(taken.group(1)) == STREAMS, taken
     assert all(v == [("open", None), ("closed", "stream-idle")] for v in by_stream.values()), \
         {k: v for k, v in by_stream.items() if v != [("open", None), ("closed", "stream-idle")]}
+
+
+def _per_partition(text: str, name: str) -> dict[str, float]:
+    """The audio topic's per-partition values of a gauge."""
+    out = {}
+    for labels, v in re.findall(rf"^{name}{{([^}}]*)}} (\S+)$", text, re.M):
+        kv = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if kv.get("topic") == "machine-audio":
+            out[kv["partition"]] = float(v)
+    return dict(sorted(out.items()))
 
 
 def _metric_sum(text: str, name: str) -> float:
