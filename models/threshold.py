@@ -15,14 +15,21 @@ under ``paper``, whose loc = 0 cannot take them) the gamma is fitted on the posi
 read at ``1 - (1 - q) / (1 - p0)``, so the overall false-alarm level stays ``1 - q``; when
 zeros alone reach ``q``, any positive score is over the threshold.
 
+Windows that overlap (a sensor window of several steps, one step apart) are not independent
+draws: a k-of-n hysteresis then sees one excursion of their mean as several windows over, and
+opens far more often than on independent windows at the same ``q``. ``overlap_quantile`` gives
+the quantile that restores the rate at which the hysteresis opens on independent windows.
+
 The other calibrators of the thresholds note (seeds/001) are here for comparison:
 ``percentile`` (empirical quantile), ``sigma`` (mean + k standard deviations), ``kde``
 (Gaussian KDE tail quantile) and ``contamination`` (the quantile that flags a given rate).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -207,3 +214,56 @@ def gamma_pdf(x: np.ndarray, threshold: Threshold) -> np.ndarray | None:
 
     p = threshold.params
     return (1.0 - p.get("p0", 0.0)) * stats.gamma.pdf(x, p["a"], loc=p["loc"], scale=p["scale"])
+
+
+def _onset_rate(z: float, lag_corr: tuple[float, ...], k: int, n: int) -> float:
+    """Probability that a k-of-n rule opens at a given window, on stationary Gaussian window
+    scores at level ``z`` with these correlations at lags 1..n: the patterns of n + 1
+    consecutive windows whose first n hold fewer than k over and whose last n hold k or more."""
+    from scipy import stats  # noqa: PLC0415
+
+    d = n + 1
+    corr = np.array([[1.0 if i == j else lag_corr[abs(i - j) - 1] for j in range(d)] for i in range(d)])
+    total = 0.0
+    for pattern in itertools.product((False, True), repeat=d):
+        if not sum(pattern[:n]) < k <= sum(pattern[1:]):
+            continue
+        lo = np.array([z if over else -np.inf for over in pattern])
+        hi = np.array([np.inf if over else z for over in pattern])
+        total += float(stats.multivariate_normal.cdf(hi, mean=np.zeros(d), cov=corr, allow_singular=True,
+                                                     lower_limit=lo, abseps=1e-8, releps=1e-3,
+                                                     rng=np.random.default_rng(0)))
+    return total
+
+
+@lru_cache(maxsize=64)
+def overlap_quantile(q: float, *, length: int, hop: int, k: int = 2, n: int = 3) -> float:
+    """The quantile for windows of ``length`` steps ``hop`` apart at which a k-of-n hysteresis
+    opens as often as it does at ``q`` on independent windows (``q`` itself when windows do
+    not overlap).
+
+    The one assumption is the one behind ``q`` for one-step windows: the per-step scores are
+    independent. Then a window's score is the mean of ``length`` of them and windows ``j``
+    hops apart share a fraction ``1 - j * hop / length`` of them, which is their correlation;
+    the window scores are taken as Gaussian with that correlation (central limit over the
+    steps) and the threshold is read from the fitted distribution at the quantile returned.
+    Correlation the scorer itself puts between neighbouring steps is left alone, as it is for
+    one-step windows."""
+    from scipy import optimize, stats  # noqa: PLC0415
+
+    q = _check_q(q)
+    if not (length >= 1 and hop >= 1 and 1 <= k <= n):
+        raise ThresholdError(f"overlap_quantile needs length, hop >= 1 and 1 <= k <= n, got "
+                             f"{length}, {hop}, {k}, {n}")
+    if hop >= length:
+        return q
+    lag_corr = tuple(max(0.0, 1.0 - j * hop / length) for j in range(1, n + 1))
+    z0 = float(stats.norm.ppf(q))
+    target = math.log(_onset_rate(z0, (0.0,) * n, k, n))
+    gap = lambda z: math.log(max(_onset_rate(z, lag_corr, k, n), 1e-300)) - target  # noqa: E731
+    if gap(z0) <= 0.0:  # overlap does not make this rule open more often
+        return q
+    hi = z0 + 1.0
+    while gap(hi) > 0.0:
+        hi += 1.0
+    return float(stats.norm.cdf(optimize.brentq(gap, z0, hi, xtol=1e-6)))

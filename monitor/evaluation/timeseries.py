@@ -12,10 +12,10 @@ are only used to count.
 - NAB: per signal, fit on the whole signal and detect on it; detected intervals are the
   alerting events; Orion's unweighted overlap-segment F1 (a true interval is found when any
   detection overlaps it; a detection overlapping none is a false positive), pooled. The
-  alerting window is 1 % of the signal (Orion's error-smoothing window) with a hop of half
-  its length, the audio windows' shape (DESIGN §3: 1 s, hop 0.5 s): the hysteresis counts
-  windows, and windows one step apart share all but one of their rows, so with a one-step hop
-  "2 of the last 3 windows over" would be one excursion of the mean seen three times.
+  alerting window is 1 % of the signal (Orion's error-smoothing window), one step apart; such
+  windows share all but one of their rows, so the gamma is read at the quantile at which the
+  hysteresis opens as often as at ``threshold_q`` on independent windows
+  (``models.threshold.overlap_quantile``: 0.9987 for 2 of 3 on windows of 40 steps).
 
 Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
 sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same
@@ -69,9 +69,11 @@ class SensorEvalOptions:
     #: Alerting window in steps (its score = mean of the per-step scores). None: SKAB 1 step;
     #: NAB 1 % of the signal, Orion's error-smoothing window (chosen from the anchor, not labels).
     window_steps: int | None = None
-    #: Alerting window hop in steps. None: half the window (at least 1), the audio windows'
-    #: shape, so the hysteresis' windows are not near-copies of each other (module docstring).
+    #: Alerting window hop in steps (NAB; None: 1). Overlapping windows move the threshold's
+    #: quantile (module docstring).
     hop_steps: int | None = None
+    #: False: read the gamma at ``threshold_q`` itself even when the windows overlap.
+    overlap_q: bool = True
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
     train_stride: int | None = None  # training windows this many steps apart; None: the scorer's rule
@@ -290,7 +292,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
         t0 = time.perf_counter()
         wsteps = opts.window_steps or max(1, round(0.01 * len(seg)))
-        hop = opts.hop_steps or max(1, wsteps // 2)
+        hop = opts.hop_steps or 1
         chosen = sensor_defaults(opts.scorer, [seg], frames=opts.frames, train_stride=opts.train_stride)
         model, fit = build_sensor_model(scorer=opts.scorer, spec=spec, train=[seg], frames=chosen["frames"],
                                         window_steps=wsteps, hop_steps=hop, params=opts.params,
@@ -300,7 +302,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         truth = [(_to_seconds(a), _to_seconds(b)) for a, b in windows[key]]
         try:
             model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
-                                                   q=q, what=f"the whole signal {path.name} (no labels)")
+                                                   q=q, what=f"the whole signal {path.name} (no labels)",
+                                                   hysteresis=opts.hysteresis, overlap=opts.overlap_q)
         except ThresholdError as exc:  # a constant signal (art_flatline): no model, so no machine event
             for counts in (total, anchor, tele):
                 counts["fn"] += len(truth)
@@ -324,7 +327,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             tele[k] += ct[k]
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
-                         "threshold": model.threshold.value, "window_steps": wsteps, "hop_steps": hop,
+                         "threshold": model.threshold.value, "threshold_q": model.threshold.q,
+                         "window_steps": wsteps, "hop_steps": hop,
                          "windows": len(wins), "frames": chosen["frames"], "train_stride": chosen["train_stride"],
                          "period": chosen["period"],
                          "epochs": fit.epochs, "fit_extra": fit.extra, **c,
@@ -342,10 +346,11 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             "fit_seconds_per_signal": float(np.mean(fit_seconds)),
             "anchor_rule": {"rule": ORION_RULE, **anchor, **_prf(anchor)},
             "telemanom_rule": {"rule": TELEMANOM_RULE, **tele, **_prf(tele)},
-            "decision": f"gamma {opts.threshold_convention} q={q} on the signal's own window scores + "
+            "decision": f"gamma {opts.threshold_convention} q={q} "
+                        + ("(for independent windows; overlapping ones read at the quantile that opens as "
+                           "often) " if opts.overlap_q else "") + "on the signal's own window scores + "
                         f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close; window "
-                        f"{opts.window_steps or '1 % of the signal'} step(s), hop "
-                        f"{opts.hop_steps or 'half the window'} step(s)",
+                        f"{opts.window_steps or '1 % of the signal'} step(s), hop {opts.hop_steps or 1} step(s)",
             "published_orion_artificial": ORION_ARTIFICIAL if subset == "artificialWithAnomaly" else None,
             "rows": rows_out}
 

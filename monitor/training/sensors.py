@@ -21,12 +21,13 @@ from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_ve
 from models.base import FitReport, InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.sensor_rules import sensor_settings
-from models.threshold import Threshold, fit_threshold
+from models.threshold import CONVENTIONS, Threshold, fit_threshold, overlap_quantile
 from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
 from workers.offline import score_clips
 from workers.sensor_frontend import GridRows, SensorFrontEnd, SensorGrid, SensorSpec
 
+from monitor.alerting import HysteresisSpec
 from monitor.errors import DataError
 from monitor.sources.csv_sensors import SensorTable, infer_step, list_csv, read_sensor_csv
 from monitor.training.checks import check_fit, check_trained
@@ -126,10 +127,22 @@ def holdout_window_scores(model: LoadedModel, segments: list[np.ndarray], starts
 
 def fit_sensor_threshold(model: LoadedModel, segments: list[np.ndarray], starts: list[int], *,
                          method: str = "gamma", convention: str = "dcase", q: float | None = None,
-                         what: str = "held-out rows") -> Threshold:
+                         what: str = "held-out rows", hysteresis: HysteresisSpec | None = None,
+                         overlap: bool = True) -> Threshold:
+    """The threshold on the window scores of rows ``starts[i]:`` of each segment. ``q`` is meant
+    for windows that do not overlap (one step, the default); alerting windows of several steps
+    that overlap get the quantile at which ``hysteresis`` opens as often as at ``q`` on
+    independent windows (``models.threshold.overlap_quantile``), unless ``overlap`` is False."""
     scores = holdout_window_scores(model, segments, starts)
-    return fit_threshold(scores, method=method, convention=convention, q=q,
-                         fitted_on=f"{len(scores)} windows of {what}")
+    length, hop = model.window.samples(model.frontend.sample_rate)
+    fitted_on = f"{len(scores)} windows of {what}"
+    if overlap and method == "gamma" and hop < length:
+        spec = hysteresis or HysteresisSpec()
+        q_indep = CONVENTIONS[convention] if q is None else q
+        q = overlap_quantile(q_indep, length=length, hop=hop, k=spec.k, n=spec.n)
+        fitted_on += (f"; q {q:.5g} for windows of {length} steps {hop} apart "
+                      f"({q_indep:g} for independent windows, {spec.k} of {spec.n} to open)")
+    return fit_threshold(scores, method=method, convention=convention, q=q, fitted_on=fitted_on)
 
 
 def grid_segments(table: SensorTable, *, step_s: float, max_gap_s: float) -> list[np.ndarray]:

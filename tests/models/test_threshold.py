@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from models.errors import ThresholdError
-from models.threshold import METHODS, Threshold, fit_threshold
+from models.threshold import METHODS, Threshold, fit_threshold, overlap_quantile
 
 
 @pytest.fixture
@@ -106,3 +106,15 @@ def test_a_degenerate_free_loc_fit_falls_back_to_loc_zero():
 
 def test_a_regular_free_loc_fit_is_kept(gamma_scores):
     assert "free_loc_a" not in fit_threshold(gamma_scores, convention="dcase").params
+
+
+def test_overlap_quantile_is_q_without_overlap_and_higher_with_it():
+    assert overlap_quantile(0.99, length=1, hop=1) == 0.99
+    assert overlap_quantile(0.99, length=10, hop=10) == 0.99  # windows side by side
+    half = overlap_quantile(0.99, length=10, hop=5)
+    most = overlap_quantile(0.99, length=10, hop=1)
+    assert 0.99 < half < 1.0 and 0.99 < most < 1.0
+    # one window over opens: correlated windows cross the level less often, so q stays
+    assert overlap_quantile(0.99, length=10, hop=1, k=1, n=1) == 0.99
+    with pytest.raises(ThresholdError, match="length, hop"):
+        overlap_quantile(0.99, length=0, hop=1)

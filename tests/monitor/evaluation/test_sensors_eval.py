@@ -54,8 +54,8 @@ def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
     (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps({"pumpHall/pump1.csv": label}))
     res = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu"))
     assert res["subset"] == "pumpHall" and res["signals"] == 1
-    row = res["rows"][0]  # the alerting window is 1 % of the signal, its hop half of that
-    assert (row["window_steps"], row["hop_steps"]) == (6, 3)
+    row = res["rows"][0]  # the alerting window is 1 % of the signal, one step apart
+    assert (row["window_steps"], row["hop_steps"]) == (6, 1) and row["threshold_q"] > 0.99
     with pytest.raises(DataError, match="found: pumpHall"):
         evaluate_nab(tmp_path, "realKnownCause", SensorEvalOptions(scorer="arima", device="cpu"))
 
@@ -87,3 +87,28 @@ def test_rewindow_gives_the_live_pipelines_windows_at_another_hop():
     again4 = rewindow(model4, vectors4, 4)
     np.testing.assert_array_equal([w.score for w in again4], [w.score for w in wins4])
     assert {w.start_sample % 4 for w in wins4} == {0} and len(wins4) < len(wins1)
+
+
+def test_overlapping_windows_at_the_overlap_quantile_open_as_often_as_independent_ones():
+    """The product's hysteresis on independent per-step scores: one-step windows at q, and
+    10-step windows one step apart (90 % shared) at ``overlap_quantile``, open about equally
+    often; the 10-step windows at q itself open several times as often."""
+    from scipy import stats
+
+    from models.threshold import overlap_quantile
+    from monitor.alerting import Hysteresis, HysteresisSpec
+
+    def opened(scores: np.ndarray, level: float) -> int:
+        h = Hysteresis(HysteresisSpec())
+        return sum(h.update(bool(v)) == "open" for v in scores > level)
+
+    q, length, n = 0.99, 10, 300_000
+    x = np.random.default_rng(0).standard_normal(n + length - 1)
+    means = np.convolve(x, np.ones(length) / length, mode="valid")  # sd 1/sqrt(length)
+    q_overlap = overlap_quantile(q, length=length, hop=1)
+    one_step = opened(x[:n], stats.norm.ppf(q))
+    at_overlap_q = opened(means, stats.norm.ppf(q_overlap) / np.sqrt(length))
+    at_q = opened(means, stats.norm.ppf(q) / np.sqrt(length))
+    assert 0.99 < q_overlap < 1.0 and one_step > 30
+    assert 0.6 < at_overlap_q / one_step < 1.6
+    assert at_q > 3 * one_step
