@@ -184,6 +184,11 @@ class Harness:
             return row
         data = np.load(folder / "windows.npz")
         sr, hop = res["sample_rate"], res["hop_s"]
+        if len(samples) >= 2:  # the worker's cost per window, whether it kept up or not
+            w0, w1 = samples[0][0], samples[-1][0]
+            n = int(((data["scored_at"] >= w0) & (data["scored_at"] <= w1)).sum())
+            if n:
+                row["worker_cpu_ms_per_window"] = 1000 * (samples[-1][1] - samples[0][1]) / n
         start = prod["start_ns"] / 1e9
         end_t = data["end_sample"] / sr
         delay = data["scored_at"] - end_t
