@@ -6,6 +6,7 @@ what ``monitor train`` / ``monitor evaluate`` run). Run outside CI (minutes on 2
     .venv/bin/python benchmarks/scorer_splits.py --scorers stats-maha --splits fan --seeds 0  # quick
     .venv/bin/python benchmarks/scorer_splits.py --scorers condition-clf --splits fan \
         --exposure ../shared/data/audio/dcase2023_sample --tag exposure
+    .venv/bin/python benchmarks/scorer_splits.py --scorers condition-clf --splits valve --weak --tag weak
 
 Every model uses its scorer's defaults unless ``--params`` / ``--audio`` (JSON) say otherwise;
 the threshold is the stored one (gamma on held-out normal windows). One torch thread. The
@@ -56,12 +57,14 @@ def run(args: argparse.Namespace) -> list[dict]:
             root = data_root / SPLITS[split]
             exposure = (str(other_machines(Path(args.exposure), root.name, work / split))
                         if args.exposure else None)
+            weak = root / "weak" if args.weak else None
             for scorer in args.scorers:
                 for seed in args.seeds:
                     t0 = time.perf_counter()
                     folder, meta = train_audio(root / "train", work / f"{split}-{scorer}-{seed}", TrainOptions(
                         scorer=scorer, seed=seed, device="cpu", params=json.loads(args.params or "{}"),
-                        audio=json.loads(args.audio or "{}"), exposure=exposure))
+                        audio=json.loads(args.audio or "{}"), exposure=exposure,
+                        threshold_folds=args.threshold_folds), weak=weak)
                     res = evaluate_audio(load_model(folder, device="cpu"), root / "test")
                     row = {"split": split, "scorer": scorer, "seed": seed, "tag": args.tag,
                            "auc": res["auc"], "pauc": res["pauc"], "fpr": res["fpr"], "recall": res["recall"],
@@ -99,6 +102,11 @@ def main() -> None:
     p.add_argument("--params", help="scorer parameters (JSON)")
     p.add_argument("--audio", help="audio settings (JSON: window_s, frames, vector_hop ...)")
     p.add_argument("--exposure", help="folder of other machines' normal clips (condition-clf)")
+    p.add_argument("--weak", action="store_true", help="train with the split's weak/ labelled anomalies "
+                   "(monitor train --weak; condition-clf: one more class)")
+    p.add_argument("--threshold-folds", type=int, default=0, metavar="K",
+                   help="fit the threshold on out-of-fold scores of all normal clips (monitor train "
+                        "--threshold-folds K; 0 = the held-out clips)")
     p.add_argument("--tag", default="default", help="name of this variant in the table")
     p.add_argument("--out", help="write rows (JSON lines) and the table (markdown) here")
     args = p.parse_args()

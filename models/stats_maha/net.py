@@ -1,8 +1,8 @@
 """Pooled log-mel statistics and their Mahalanobis distance to a fitted Gaussian.
 
 ``pool`` turns a span of frames ``[B, T, F]`` into one statistics vector per span: the mean of
-each band over the T frames (``mean``) or the mean followed by the standard deviation
-(``mean_std``, 2F values). ``MahalanobisNet`` holds the training statistics' mean and the
+each band over the T frames (``mean``), its maximum (``max``), or two of them (``mean_std``:
+mean then standard deviation; ``max_mean``: maximum then mean; 2F values). ``MahalanobisNet`` holds the training statistics' mean and the
 inverse of their (shrunk) covariance as buffers and returns the squared distance; its
 per-band split sums exactly to that distance, which names the bands that moved.
 """
@@ -11,14 +11,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STATISTICS = ("mean", "mean_std")
+STATISTICS = ("mean", "mean_std", "max", "max_mean")
 
 
 def pool(x: torch.Tensor, statistics: str) -> torch.Tensor:
-    """``[B, T, F]`` -> ``[B, D]`` (D = F for ``mean``, 2F for ``mean_std``)."""
+    """``[B, T, F]`` -> ``[B, D]``: each band's mean over the T frames (``mean``, D = F), its
+    peak (``max``, D = F: the loudest moment of the span, what an impulsive machine such as a
+    valve changes), or two of them one after the other (``mean_std``, ``max_mean``, D = 2F)."""
+    if statistics == "max":
+        return x.amax(dim=1)
     mean = x.mean(dim=1)
     if statistics == "mean":
         return mean
+    if statistics == "max_mean":
+        return torch.cat([x.amax(dim=1), mean], dim=1)
     return torch.cat([mean, x.std(dim=1, unbiased=False)], dim=1)
 
 
@@ -80,7 +86,7 @@ class MahalanobisNet(nn.Module):
             raise ValueError(f"statistics must be one of {STATISTICS}, got {statistics!r}")
         self.statistics = statistics
         self.features = features
-        dim = features * (1 if statistics == "mean" else 2)
+        dim = features * (1 if statistics in ("mean", "max") else 2)
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("precision", torch.eye(dim))
 

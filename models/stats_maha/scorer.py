@@ -2,7 +2,7 @@
 
 Each vector is a span of log-mel frames (by default 120 frames = 3.87 s, a new one every 4
 frames, inside a 4 s alerting window that moves by 0.5 s); its statistics (the band means,
-or means and standard deviations) are compared with the training spans' statistics by a
+the band peaks, or two of them) are compared with the training spans' statistics by a
 squared Mahalanobis distance under a shrunk covariance. Fitting is one pass: no epochs.
 A window's score is the mean over the one or two spans inside it, and a clip's score (the
 DCASE figure) the mean over all its spans: the clip figure is what streaming gives, averaged.

@@ -74,3 +74,22 @@ def test_bad_settings_are_named():
         _scorer().fit(torch.randn(20, 6, 8), labels=torch.zeros(20))
     with pytest.raises(ScorerError, match="too few"):
         _scorer().fit(torch.randn(20, 6, 8), clip_ids=torch.zeros(20, dtype=torch.long))
+
+
+@pytest.mark.parametrize("statistics, dims", [("max", 8), ("max_mean", 16)])
+def test_peak_statistics_pool_the_loudest_frame_and_fold_back_into_bands(statistics, dims):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 6, 8, generator=g)
+    pooled = pool(x, statistics)
+    torch.testing.assert_close(pooled[:, :8], x.amax(dim=1))
+    if statistics == "max_mean":
+        torch.testing.assert_close(pooled[:, 8:], x.mean(dim=1))
+    scorer = _scorer(statistics=statistics, shrinkage=0.5)
+    scorer.fit(torch.randn(100, 6, 8, generator=g))
+    score, per_band = scorer.score_detail(x)
+    assert scorer.module.mean.shape == (dims,) and per_band.shape == (4, 8)
+    torch.testing.assert_close(per_band.sum(dim=1), score, rtol=1e-5, atol=1e-5)
+    # a peak in one band moves that band's share most
+    peaked = x.clone()
+    peaked[:, 2, 5] += 8.0
+    assert (scorer.score_detail(peaked)[1].argmax(dim=1) == 5).all()
