@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.base import InputSpec
-from models.condition_clf.scorer import PSEUDO
+from models.condition_clf.scorer import PSEUDO, WEAK
 from models.errors import ScorerError
 from models.registry import scorer_class
 
@@ -83,3 +83,53 @@ def test_a_route_binds_its_condition_at_load_and_refuses_a_missing_or_unknown_on
     assert bind_condition(plain, None) is plain
     with pytest.raises(ScorerError, match="knows no conditions"):
         bind_condition(plain, "pat_01")
+
+
+def test_fast_path_scores_and_explains_as_the_plain_module():
+    scorer = _trained()
+    x = torch.cat([_patches(5, 2, 9), _patches(5, 12, 10)])
+    bound = scorer.with_condition("pat_00")
+    s_fast, c_fast = bound.score_detail(x)
+    bound.fast = False
+    s_plain, c_plain = bound.score_detail(x)
+    torch.testing.assert_close(s_fast, s_plain, rtol=1e-5, atol=0)
+    torch.testing.assert_close(c_fast, c_plain, rtol=1e-4, atol=1e-7)
+
+
+def test_contributions_sum_to_the_score_and_name_the_band_that_moved():
+    scorer = _trained().with_condition("pat_00")
+    normal = _patches(20, 2, 11)
+    moved = normal.clone()
+    moved[:, :, 9] += 6.0  # a band neither condition is loud in
+    s, c = scorer.score_detail(moved)
+    assert c.shape == (20, SPEC.features) and (c >= 0).all()
+    torch.testing.assert_close(c.sum(dim=1), s, rtol=1e-4, atol=1e-6)
+    assert s.mean() > scorer.score(normal).mean()
+    # the explanation's top bands (summed over the patches, as an event sums its windows)
+    top = torch.argsort(c.sum(dim=0), descending=True)[:3].tolist()
+    assert 9 in top, top
+
+
+def test_a_clip_looks_most_like_the_condition_it_sounds_like():
+    scorer = _trained()
+    assert scorer.looked_most_like(_patches(10, 12, 12))[0] == "pat_01"
+    name, dist = scorer.with_condition("pat_01").looked_most_like(_patches(10, 2, 13))
+    assert name == "pat_00" and set(dist) == {"pat_00", "pat_01"} and dist["pat_00"] < dist["pat_01"]
+
+
+def test_labelled_faults_are_one_more_class_and_random_crops_need_clip_ids():
+    cls = scorer_class("condition-clf")
+    scorer = cls(input_spec=SPEC, device="cpu", seed=0, **cls.test_params())
+    x = torch.cat([_patches(30, 2, 14), _patches(30, 12, 15), _patches(10, 6, 16)])
+    labels = torch.cat([torch.zeros(60), torch.ones(10)])
+    ids = torch.arange(70) // 10  # 7 "clips" of 10 consecutive vectors
+    report = scorer.fit(x, labels=labels, conditions=["pat_00"] * 30 + ["pat_01"] * 30, clip_ids=ids)
+    assert report.extra["classes"] == ["pat_00", "pat_01", WEAK]
+    assert report.extra["fault_patches"] == 10 and report.extra["crops"] == "random" and report.extra["clips"] == 7
+    assert scorer.known_conditions == ["pat_00", "pat_01"]
+    with pytest.raises(ScorerError, match="must follow the normal ones"):
+        cls(input_spec=SPEC, device="cpu", **cls.test_params()).fit(
+            x, labels=torch.cat([torch.ones(10), torch.zeros(60)]), conditions=["pat_00"] * 60)
+    with pytest.raises(ScorerError, match="weak is none"):
+        cls(input_spec=SPEC, device="cpu", weak="none", **cls.test_params()).fit(
+            x, labels=labels, conditions=["pat_00"] * 30 + ["pat_01"] * 30)

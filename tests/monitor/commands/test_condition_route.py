@@ -18,10 +18,10 @@ def model_dir(tmp_path_factory):
     for i in range(8):  # two 'programs' of one valve: different fundamentals
         pat, f0 = ("pat_00", 110.0) if i % 2 else ("pat_01", 190.0)
         sf.write(data / f"section_00_source_train_normal_{i:04d}_{pat}.wav",
-                 machine_sound(seconds=3.0, f0=f0, seed=i), 16000, subtype="PCM_16")
+                 machine_sound(seconds=6.0, f0=f0, seed=i), 16000, subtype="PCM_16")
     folder, meta = train_audio(data, root / "model", TrainOptions(
         scorer="condition-clf", device="cpu", holdout=0.25,
-        params={"epochs": 2, "channels": [4, 4, 4, 4], "embed": 8}))
+        params={"epochs": 2, "channels": [4, 4], "embed": 8, "stats_embed": 4}))
     assert meta["params"]["conditions"][:meta["params"]["known"]] == ["section_00_pat_00", "section_00_pat_01"]
     return folder
 
