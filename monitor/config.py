@@ -174,11 +174,13 @@ class SinksConfig:
     jsonl: str = _f("", help="also append events to this JSON-lines file ('' = off)")
     stdout: bool = _f(False, help="print one line per event")
     event_audio: str = _f("", help="folder where the audio of each machine event is kept as "
-                          "<event_id>.wav, so `monitor label` has sound behind a label ('' = off)")
+                          "<event_id>.wav, so `monitor label` has sound behind a label, and a "
+                          "sensor model's event as its grid rows, <event_id>.json ('' = off)")
     event_audio_max_mb: int = _f(256, lo=1, hi=1_000_000, help="size bound of that folder per "
                                  "worker and model; the oldest events are evicted first")
     event_audio_retain_s: float = _f(5.0, lo=0.5, hi=600, help="seconds of recent audio kept per "
-                                     "stream in memory (must cover an event's first windows)")
+                                     "stream in memory (must cover an event's first windows); "
+                                     "sensor streams keep at least what their model's events need")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from workers.input_health import AudioHealthSpec
 from workers.conditioned import bind_condition
 from workers.model import load_model
 
+from monitor.errors import DataError
 from monitor.runtime.replay import replay, window_series
 from monitor.sinks.factory import SinkContext, build_sinks
 from monitor.commands import sensor_options
@@ -42,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=threshold_arg, help="override the stored threshold for this run")
     add_channel_arg(p)
     sensor_options.add_common(p)
+    sensor_options.add_replay_args(p)
     p.set_defaults(run=run)
 
 
@@ -52,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
                            args.condition)
     if getattr(model.frontend, "kind", None) == "sensor":  # a sensor model replays CSV files
         return sensor_options.run_replay(args, model, hysteresis=d.hysteresis)
+    if args.event_store:
+        raise DataError("--event-store keeps a sensor model's event rows; an audio replay keeps no "
+                        "event audio (the service does, in sinks.event_audio)")
     bar = FileProgress("replay")  # tqdm itself: bool(bar) raises when it has no total
     windows_f = open(args.windows, "w", encoding="utf-8") if args.windows else None
 

@@ -51,6 +51,25 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", help="sensor CSV: comma-separated channel columns (default: all numeric)")
 
 
+def add_replay_args(p: argparse.ArgumentParser) -> None:
+    """``replay``'s sensor-only options."""
+    p.add_argument("--event-store", metavar="DIR", help="sensor replay: keep each machine event's "
+                   "grid rows as DIR/<event_id>.json, as the service does in sinks.event_audio "
+                   "(default: that folder of --config, if it sets one)")
+
+
+def _event_rows(args: argparse.Namespace, model, hysteresis: HysteresisSpec):
+    """The event-rows store of a sensor replay: ``--event-store``, else ``--config``'s
+    ``sinks.event_audio``; its bounds are the config's (or the defaults)."""
+    from monitor.config import SinksConfig, load_config  # noqa: PLC0415
+    from monitor.runtime.sensor_events import SensorEventSpec  # noqa: PLC0415
+
+    config = getattr(args, "config", None)
+    sinks = load_config(config).sinks if config else SinksConfig()
+    return SensorEventSpec.from_sinks(sinks, model, hysteresis=hysteresis,
+                                      folder=getattr(args, "event_store", None) or "")
+
+
 def _add_scorer_args(g: argparse._ArgumentGroup) -> None:
     """How a sensor scorer is set up, for ``train`` and for the protocols' per-run training."""
     g.add_argument("--frames", type=int, help="sensor window length in steps (default: the scorer's "
@@ -115,7 +134,8 @@ def run_replay(args: argparse.Namespace, model, *, hysteresis: HysteresisSpec = 
     source = CsvSensorSource(list_csv(args.data), time_column=time_column, channels=list(spec.channels),
                              chunk_rows=64, realtime=args.realtime)
     with build_sinks({"stdout": True, "jsonl": args.events}, SinkContext(json_lines=args.json)) as sink:
-        runner = SensorRunner(model, sink, keep_windows=True, hysteresis=hysteresis)
+        runner = SensorRunner(model, sink, keep_windows=True, hysteresis=hysteresis,
+                              event_rows=_event_rows(args, model, hysteresis))
         for batch in source:
             runner.feed(batch.stream, batch.ts_s, batch.values, end_of_stream=batch.end_of_stream,
                         machine=batch.machine)
@@ -136,6 +156,9 @@ def run_replay(args: argparse.Namespace, model, *, hysteresis: HysteresisSpec = 
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
     print(f"{len(machine)} machine event(s), sensor-health events {kinds or 'none'}, threshold "
           f"{model.threshold.value:.5g}", file=out)
+    if runner.event_rows is not None:
+        print(f"event rows: {runner.event_rows.written} written to {runner.event_rows.folder}"
+              + (f", {runner.event_rows.evicted} evicted" if runner.event_rows.evicted else ""), file=out)
     return 0
 
 

@@ -2,10 +2,11 @@
 
 Per stream, readings go onto the model's fixed step (``SensorGrid``); the grid rows are
 scored through ``StreamRunner`` (machine events) and checked by ``SensorHealth`` (input-health
-events). A gap longer than the model's ``max_gap_s`` ends the stream's windows there (an open
-machine event closes with ``closed_by: gap``), raises a ``gap`` event, and scoring restarts
-after the gap once a full window of new readings has arrived. Replay of a CSV and the Kafka
-service both drive this object, so their events are the same.
+events); with ``event_rows`` the rows behind each machine event are kept (``sensor_events.py``).
+A gap longer than the model's ``max_gap_s`` ends the stream's windows there (an open machine
+event closes with ``closed_by: gap``), raises a ``gap`` event, and scoring restarts after the
+gap once a full window of new readings has arrived. Replay of a CSV and the Kafka service both
+drive this object, so their events (and their events' stored rows) are the same.
 
 Restarts (the Kafka service's delivery rule): rows sit on the epoch lattice and event ids hash
 lattice indices, so a process that picks a stream up mid-way (``warmup=True``) re-derives a
@@ -25,6 +26,7 @@ from workers.sensor_frontend import GridGap, SensorFrontEnd, SensorGrid
 from monitor.alerting import HysteresisSpec
 from monitor.errors import DataError
 from monitor.runtime.runner import StreamResult, StreamRunner
+from monitor.runtime.sensor_events import SensorEventSpec, SensorEventStore
 from monitor.runtime.sensor_health import HealthContext, SensorHealth, SensorHealthSpec
 from monitor.sinks.base import Sink
 from monitor.sources.base import AudioChunk
@@ -44,13 +46,19 @@ class SensorRunner:
 
     def __init__(self, model: LoadedModel, sink: Sink | None = None, *,
                  hysteresis: HysteresisSpec = HysteresisSpec(), keep_windows: bool = False,
-                 health: SensorHealthSpec | None = SensorHealthSpec()) -> None:
+                 health: SensorHealthSpec | None = SensorHealthSpec(),
+                 event_rows: SensorEventSpec | None = None) -> None:
         if not isinstance(model.frontend, SensorFrontEnd):
             raise DataError(f"model {model.version} is not a sensor model "
                             f"(features kind {model.meta.get('features', {}).get('kind')!r})")
         self.model, self.sink = model, sink
         self.spec = model.frontend.spec
-        self.runner = StreamRunner(model, sink, hysteresis=hysteresis, keep_windows=keep_windows)
+        #: Optional: keeps the grid rows of each machine event (``sensor_events.py``); the
+        #: runner drives it as it drives an event-audio store (rows, events, stream ends).
+        self.event_rows = None if event_rows is None else SensorEventStore(
+            event_rows, channels=self.spec.channels, step_s=self.spec.step_s)
+        self.runner = StreamRunner(model, sink, hysteresis=hysteresis, keep_windows=keep_windows,
+                                   event_audio=self.event_rows)
         self.health_spec = health
         self.streams: dict[str, _SensorStream] = {}
         self.health_events: list[dict[str, Any]] = []

@@ -1,9 +1,10 @@
 """Which models score a stream: the ``models[].streams`` globs, resolved once per stream.
 
 Each route's model is loaded once (two routes naming the same model and threshold share one
-runner); audio models get a ``StreamRunner``, sensor models a ``SensorRunner``. The per-stream
-lookups are cached, and the cache entry of a stream is dropped when the stream ends or goes
-quiet (``forget``), so the cache is bounded by the live streams.
+runner); audio models get a ``StreamRunner``, sensor models a ``SensorRunner``, each with its
+bounded event store when ``sinks.event_audio`` is set (an event's audio, or its sensor rows).
+The per-stream lookups are cached, and the cache entry of a stream is dropped when the stream
+ends or goes quiet (``forget``), so the cache is bounded by the live streams.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class Router:
                 if model.meta.get("features", {}).get("kind") == "sensor":
                     from monitor.runtime.sensors import SensorRunner  # noqa: PLC0415
 
-                    sensor = SensorRunner(model, None, hysteresis=hyst)
+                    sensor = SensorRunner(model, None, hysteresis=hyst,
+                                          event_rows=_sensor_event_rows(cfg, model))
                     sensor.runner.on_window = partial(on_window, model) if on_window else None
                     loaded[key] = sensor
                     self.sensor_runners.append(sensor)
@@ -114,6 +116,15 @@ def _event_audio(cfg: Config) -> EventAudioStore | None:
     return EventAudioStore(EventAudioSpec(s.event_audio, max_bytes=s.event_audio_max_mb << 20,
                                           retain_s=s.event_audio_retain_s,
                                           max_event_s=max(60.0, s.event_audio_retain_s)))
+
+
+def _sensor_event_rows(cfg: Config, model: LoadedModel):
+    """The bounded store of sensor events' rows: the same folder (``sinks.event_audio``) and
+    bounds as the event audio, one per sensor model; ``monitor replay`` of a CSV builds it the
+    same way."""
+    from monitor.runtime.sensor_events import SensorEventSpec  # noqa: PLC0415
+
+    return SensorEventSpec.from_sinks(cfg.sinks, model, hysteresis=cfg.alerting.hysteresis())
 
 
 def _watcher(path: str, model: LoadedModel, cfg: Config, threshold: float | None,
