@@ -148,10 +148,11 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
     weak_loaded: list[tuple[Clip, np.ndarray]] = []
     labels = None
     weak_clips: list[tuple[str, np.ndarray, torch.Tensor]] = []
+    learns_labels = getattr(cls, "weakly_supervised", False) or getattr(cls, "learns_from_labels", False)
     if weak is not None:
-        if not getattr(cls, "weakly_supervised", False):
+        if not learns_labels:
             raise DataError(f"--weak: scorer {cls.name!r} learns from normal clips only; "
-                            "labelled anomalies need a weakly-supervised scorer (ws-ae)")
+                            "labelled anomalies need a weakly-supervised scorer (ws-ae) or condition-clf")
         weak_loaded = read_weak_clips(weak, sample_rate=spec.sample_rate, min_samples=min_samples,
                                       report=report, channel=opts.channel)
         normal_hashes = {file_sha256(c.path) for c in train_c + hold_c}
@@ -163,6 +164,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         weak_vectors = torch.cat([v for _, _, v in weak_clips])
         labels = torch.cat([torch.zeros(len(vectors)), torch.ones(len(weak_vectors))])
         vectors = torch.cat([vectors, weak_vectors])
+        if "clip_ids" in context:  # the labelled clips continue the numbering
+            first = int(context["clip_ids"].max()) + 1 if len(context["clip_ids"]) else 0
+            context["clip_ids"] = torch.cat([context["clip_ids"]] + [
+                torch.full((len(v),), first + i, dtype=torch.long) for i, (_, _, v) in enumerate(weak_clips)])
     log.info("training", extra={"scorer": cls.name, "clips": len(train_c), "held_out": len(hold_c),
                                 "vectors": int(vectors.shape[0]), "device": str(scorer.device),
                                 "labelled_anomaly_clips": len(weak_loaded)})
@@ -172,6 +177,8 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
                                    frontend=frontend, window=window, seed=opts.seed, progress=progress)
     elif stage1 is not None:
         fit = stage2_only(scorer, stage1, vectors, labels, [c.path.name for c in hold_c], progress)
+    elif labels is not None and getattr(cls, "learns_from_labels", False):
+        fit = scorer.fit(vectors, labels=labels, progress=progress, **context)
     else:
         fit = scorer.fit(vectors, progress=progress, **context) if labels is None else \
             scorer.fit(vectors, labels=labels, progress=progress)
@@ -190,7 +197,8 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         held_out_threshold = threshold
         threshold, crossfit = _crossfit_threshold(
             cls, scorer, fit, [(c.path.name, audio_of[c.path]) for c in train_c + hold_c], weak_clips,
-            known_vectors=vectors_of, opts=opts, convention=convention, frontend=frontend, window=window, input_spec=input_spec)
+            known_vectors=vectors_of, opts=opts, convention=convention, frontend=frontend, window=window,
+            input_spec=input_spec, condition_of=condition_of, exposure=context.get("exposure"))
     model.threshold = threshold
     check_trained(model, out)
     state = {**{f"frontend.{k}": v for k, v in frontend.state_dict().items()},
@@ -218,6 +226,10 @@ def train_audio(data: str | Path, out: str | Path, opts: TrainOptions,
         },
         "versions": library_versions(),
     }
+    if getattr(cls, "learns_from_labels", False) and weak_loaded:  # evaluation refuses these clips
+        meta["training"].update({"stage": f"normal clips + {len(weak_loaded)} labelled anomaly clips",
+                                 "weak_clips": [c.path.name for c, _ in weak_loaded],
+                                 "weak_clip_sha256": sorted(file_sha256(c.path) for c, _ in weak_loaded)})
     if getattr(cls, "weakly_supervised", False):
         meta["training"].update(_weak_meta(weak_loaded, fit))
         meta["threshold_variants"] = threshold_variants(
@@ -248,7 +260,7 @@ def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
                         weak_clips: list[tuple[str, np.ndarray, torch.Tensor]], *,
                         known_vectors: dict[str, torch.Tensor], opts: TrainOptions,
                         convention: str, frontend: AudioFrontEnd, window: AlertingWindow,
-                        input_spec: InputSpec):
+                        input_spec: InputSpec, condition_of=None, exposure: torch.Tensor | None = None):
     """The threshold from out-of-fold window scores of all normal ``clips``: each fold's model
     repeats the full model's recipe (its parameters, seed and, when stage 2 ran, the labelled
     clips at the margin it settled on) without that fold (``monitor/training/crossfit.py``).
@@ -258,21 +270,37 @@ def _crossfit_threshold(cls, scorer, fit, clips: list[tuple[str, np.ndarray]],
     vectors = [known_vectors[n] if n in known_vectors else clip_vectors(frontend, a, input_spec)
                for n, a in clips]  # the training clips' vectors exist already
     weak_v = torch.cat([v for _, _, v in weak_clips]) if weak_clips else None
-    with_labels = weak_v is not None and (fit.extra or {}).get("stages") == 2
+    labels_too = getattr(cls, "learns_from_labels", False)
+    with_labels = weak_v is not None and ((fit.extra or {}).get("stages") == 2 or labels_too)
+    condition_of = condition_of or condition_lookup(None)
+    params = scorer.params()
+    if "conditions" in params:  # what the full model learnt is not the fold's recipe
+        params = {k: v for k, v in params.items() if k not in ("conditions", "known")}
 
     def fit_without(skip: set[int]) -> LoadedModel:
-        x = torch.cat([v for i, v in enumerate(vectors) if i not in skip])
+        kept = {n: vectors[i] for i, (n, _) in enumerate(clips) if i not in skip}
+        x = torch.cat(list(kept.values()))
+        context = fit_context(cls, kept, condition_of=condition_of, exposure=exposure)
         torch.manual_seed(opts.seed)
-        fold = cls(input_spec=input_spec, device=frontend.device, seed=opts.seed, **scorer.params())
+        fold = cls(input_spec=input_spec, device=frontend.device, seed=opts.seed, **params)
         if with_labels:
-            fold.fit(torch.cat([x, weak_v]), labels=torch.cat([torch.zeros(len(x)), torch.ones(len(weak_v))]))
+            labels = torch.cat([torch.zeros(len(x)), torch.ones(len(weak_v))])
+            if labels_too:
+                if "clip_ids" in context:
+                    first = len(kept)
+                    context["clip_ids"] = torch.cat([context["clip_ids"]] + [
+                        torch.full((len(v),), first + i, dtype=torch.long) for i, (_, _, v) in enumerate(weak_clips)])
+                fold.fit(torch.cat([x, weak_v]), labels=labels, **context)
+            else:
+                fold.fit(torch.cat([x, weak_v]), labels=labels)
         else:
-            fold.fit(x)
+            fold.fit(x, **context)
         return LoadedModel(None, {}, frontend, fold, None, window)
 
     scores, report = out_of_fold_window_scores(
         clips, folds=opts.threshold_folds, seed=opts.seed, fit_without=fit_without,
-        progress=lambda k, n: log.info("threshold cross-fit", extra={"fold": k, "folds": n}))
+        progress=lambda k, n: log.info("threshold cross-fit", extra={"fold": k, "folds": n}),
+        condition_of=condition_of)
     threshold = fit_threshold(scores, method=opts.threshold_method, convention=convention, q=opts.threshold_q,
                               fitted_on=f"{len(scores)} out-of-fold windows of {len(clips)} normal clips "
                                         f"({opts.threshold_folds} folds)")

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from workers.conditioned import score_clips_conditioned
 from workers.model import LoadedModel
-from workers.offline import score_clips
 
 from monitor.errors import DataError
 
@@ -41,11 +41,13 @@ def fold_groups(n: int, folds: int, *, seed: int) -> list[list[int]]:
 
 def out_of_fold_window_scores(clips: list[tuple[str, np.ndarray]], *, folds: int, seed: int,
                               fit_without: Callable[[set[int]], LoadedModel],
-                              progress: Callable[[int, int], None] | None = None
+                              progress: Callable[[int, int], None] | None = None,
+                              condition_of: Callable[[str], str | None] = lambda name: None,
                               ) -> tuple[list[float], dict[str, Any]]:
     """Window scores of each clip under a model trained without its fold.
 
-    ``fit_without(indices)`` trains the recipe on every clip but those and returns the model.
+    ``fit_without(indices)`` trains the recipe on every clip but those and returns the model;
+    a scorer that knows conditions scores each clip under ``condition_of(name)``.
     Returns (the scores, a report for ``meta``: the folds' clip names and the seconds taken).
     """
     t0 = time.perf_counter()
@@ -53,7 +55,8 @@ def out_of_fold_window_scores(clips: list[tuple[str, np.ndarray]], *, folds: int
     scores: list[float] = []
     for k, group in enumerate(groups):
         model = fit_without(set(group))
-        scores += [w.score for r in score_clips(model, [clips[i] for i in group]) for w in r.windows]
+        scores += [w.score for r in score_clips_conditioned(model, [clips[i] for i in group], condition_of)
+                   for w in r.windows]
         if progress is not None:
             progress(k + 1, len(groups))
     return scores, {"folds": [[clips[i][0] for i in g] for g in groups],
