@@ -13,6 +13,7 @@ import numpy as np
 
 from models.errors import ScorerError
 
+from .features import stack_frames
 from .model import LoadedModel
 from .offline import ClipResult, score_clips
 
@@ -48,3 +49,20 @@ def score_clips_conditioned(model: LoadedModel, clips: Iterable[tuple[str, np.nd
     done = {r.name: r for cond, items in groups.items()
             for r in score_clips(bind_condition(model, cond), items)}
     return [done[name] for name, _ in clips]
+
+
+def looked_most_like(model: LoadedModel, audio: np.ndarray) -> tuple[str, dict[str, float]] | None:
+    """For a scorer that knows conditions: the condition a clip's audio looked most like (its
+    patches' mean embedding nearest that condition's centres) and the distance to each; None
+    for other scorers or audio shorter than one vector."""
+    scorer = model.scorer
+    if not hasattr(scorer, "looked_most_like"):
+        return None
+    fe, spec = model.frontend, scorer.input_spec
+    n = fe.spec.frames_in(len(audio))
+    if n < spec.frames:
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(audio, dtype=np.float32), fe.frame_len)
+    vectors = stack_frames(fe.features(np.ascontiguousarray(frames[::fe.frame_hop][:n])),
+                           n_frames=spec.frames, hop=spec.hop)
+    return scorer.looked_most_like(vectors)

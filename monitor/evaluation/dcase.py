@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from models.artifacts import file_sha256
-from workers.conditioned import score_clips_conditioned
+from workers.conditioned import looked_most_like, score_clips_conditioned
 from workers.model import LoadedModel
 from workers.offline import ClipResult
 
@@ -110,6 +110,10 @@ def evaluate_audio(model: LoadedModel, data: str | Path, *,
                      "score": r.clip_score, "flagged": flagged,
                      "max_window_score": max((w.score for w in r.windows), default=None),
                      "events": sum(e["status"] == "open" for e in events)})
+        like = looked_most_like(model, audio[r.name][1])
+        if like is not None:  # condition-clf: what the clip sounded like, beside what it claimed
+            rows[-1].update({"condition": condition_of(r.name), "looked_most_like": like[0],
+                             "condition_distances": like[1]})
     y = np.array([r["label"] == "anomaly" for r in rows])
     s = np.array([r["score"] for r in rows])
     out: dict[str, Any] = {"model": str(model.folder), "model_version": model.version,
@@ -123,6 +127,9 @@ def evaluate_audio(model: LoadedModel, data: str | Path, *,
         for d in domains:
             sel = np.array([r["domain"] == d or r["label"] == "anomaly" for r in rows])
             out["domains"][d] = roc_metrics(y[sel], s[sel])
+    own = [r["looked_most_like"] == r["condition"] for r in rows if "looked_most_like" in r and r["label"] == "normal"]
+    if own:
+        out["normal_clips_nearest_own_condition"] = sum(own) / len(own)
     out["read"] = report.to_dict()
     out["rows"] = rows
     out["_results"] = results
