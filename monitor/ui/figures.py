@@ -1,5 +1,7 @@
 """The event page's figure: the log-mel spectrogram of the stored event audio with the windows
-over the threshold shaded, and the windows' score trace against the threshold.
+over the threshold shaded, and the windows' score trace against the threshold; for a sensor
+event, each channel's trace over the stored rows with the event's start and end marked, the
+channels the explanation names first (``sensor_figure``).
 
 The window scores come from the service's windows log (``service.windows_log``), the exact
 scores the service alerted on; without it the figure shades the event's whole span and says so.
@@ -15,6 +17,8 @@ import numpy as np
 
 #: How much of the windows log's end is searched for an event's windows.
 TAIL_BYTES = 32 << 20
+#: Channels drawn in a sensor event's figure (the explanation's first); the rest are named.
+MAX_CHANNELS = 12
 
 
 def event_windows(ev: dict[str, Any], windows_log: str | Path, lo: int, hi: int) -> list[tuple[int, float]]:
@@ -108,3 +112,77 @@ def event_figure(ev: dict[str, Any], wav: Path, *, windows_log: str = "") -> byt
     plt.close(fig)
     return buf.getvalue()
 
+
+
+def channel_order(ev: dict[str, Any], channels: list[str]) -> list[str]:
+    """The channels the event's explanation names, in its order, then the others as stored."""
+    top = (ev.get("explanation") or {}).get("top_features") or []
+    named = [t.get("name") for t in top if isinstance(t, dict) and t.get("name") in channels]
+    named = list(dict.fromkeys(named))
+    return named + [c for c in channels if c not in named]
+
+
+def sensor_figure(ev: dict[str, Any], doc: dict[str, Any], *, windows_log: str = "") -> bytes:
+    """A sensor event's channels over its stored rows (``sensor_events.py``): one panel per
+    channel, the event's span shaded and its start and end marked, x in seconds from the start;
+    below them the windows' scores against the threshold when the windows log has them."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    channels = list(doc["channels"])
+    step = float(doc["step_s"])
+    index = np.asarray(doc["index"], dtype=np.int64)
+    values = np.array([[np.nan if v is None else v for v in r] for r in doc["rows"]],
+                      dtype=np.float64).reshape(len(index), len(channels))
+    start = int(ev.get("start_sample", doc["event_start_index"]))
+    end = int(ev.get("end_sample", doc["event_end_index"]))
+    t = (index - start) * step
+    e1 = (end - start) * step
+    shares = {x.get("name"): x.get("share") for x in (ev.get("explanation") or {}).get("top_features") or []
+              if isinstance(x, dict)}
+    order = channel_order(ev, channels)
+    shown, hidden = order[:MAX_CHANNELS], order[MAX_CHANNELS:]
+    lo, hi = int(index[0]) if len(index) else start, int(index[-1]) + 1 if len(index) else end
+    wins = event_windows(ev, windows_log, lo, hi) if windows_log else []
+    n = len(shown) + bool(wins)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 1.0 + 1.15 * n), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    for ax, name in zip(axes, shown):
+        col = values[:, channels.index(name)]
+        named = name in shares
+        ax.plot(t, col, color="tab:red" if named else "tab:blue", linewidth=1.2, marker="." if len(t) < 80 else None)
+        ax.axvspan(0, e1, color="orange", alpha=0.15)
+        for x in (0, e1):
+            ax.axvline(x, color="black", linestyle="--", linewidth=0.8)
+        label = name if not named or shares[name] is None else f"{name}  ({shares[name]:.0%} of the score)"
+        ax.text(0.005, 0.92, label, transform=ax.transAxes, fontsize=8, va="top",
+                fontweight="bold" if named else "normal")
+        ax.tick_params(labelsize=7)
+    if wins:
+        bx = axes[-1]
+        thr = ev.get("threshold")
+        bx.plot([(s - start) * step for s, _ in wins], [v for _, v in wins], marker=".",
+                color="tab:blue", label="window score")
+        if thr is not None:
+            bx.axhline(thr, color="tab:red", linestyle="--", label=f"threshold {thr:.4g}")
+        bx.axvspan(0, e1, color="orange", alpha=0.15)
+        for x in (0, e1):
+            bx.axvline(x, color="black", linestyle="--", linewidth=0.8)
+        bx.set_ylabel("score", fontsize=8)
+        bx.legend(loc="upper right", fontsize=7)
+        bx.tick_params(labelsize=7)
+    if len(t):
+        axes[-1].set_xlim(min(t[0], 0), max(t[-1] + step, e1))
+    axes[-1].set_xlabel(f"seconds from the event's start (one row per {step:g} s; dashed: start and end)")
+    note = "shaded = the event's span" + ("" if doc.get("complete", True) else
+                                          "; the store kept part of its rows only")
+    if hidden:
+        note += f"; not drawn: {', '.join(hidden)}"
+    axes[0].set_title(f"{ev['stream']}  {ev['event_id']}  ({note})", fontsize=8, loc="left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()

@@ -54,7 +54,7 @@ def _fmt(v: Any, key: str = "") -> str:
     return escape(str(v)) if v is not None else "&ndash;"
 
 
-def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
+def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool, has_rows: bool = False) -> str:
     eid = escape(ev["event_id"])
     rows = "".join(f"<tr><th>{k}</th><td>{_fmt(ev.get(k), k)}</td></tr>" for k in (
         "status", "kind", "stream", "machine", "scorer", "model_version", "start", "end",
@@ -62,13 +62,22 @@ def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
     top = (ev.get("explanation") or {}).get("top_features") or []
     items = "".join(f"<li>{escape(str(t.get('name')))} &ndash; {_fmt(t.get('share'))} of the "
                     "score</li>" for t in top if isinstance(t, dict))
+    heading = "Sound"
     if has_audio:
         media = (f'<img id="figure" alt="log-mel spectrogram and score trace" src="/figure/{eid}.png">'
                  f'<p><audio id="audio" controls preload="auto" src="/audio/{eid}.wav"></audio></p>')
+    elif has_rows:
+        heading = "Sensor channels"
+        media = (f'<img id="figure" alt="sensor channel traces" src="/figure/{eid}.png">'
+                 f'<p><a id="rows" href="/sensors/{eid}.json">the readings (JSON)</a></p>')
     else:
-        media = ("<p class='dim'>No audio kept for this event (the service's sinks.event_audio is "
-                 "off, the event is not an audio event, or the store evicted it).</p>")
-    if labelling and ev.get("kind", "machine") == "machine":
+        media = ("<p class='dim'>No audio or sensor readings kept for this event (the service's "
+                 "sinks.event_audio is off, the event is not a machine event, or the store evicted "
+                 "it).</p>")
+    if has_rows and labelling:
+        buttons = ("<p class='dim'>A label keeps the event's audio for retraining; a sensor "
+                   "event has none, so it is not labelled here.</p>")
+    elif labelling and ev.get("kind", "machine") == "machine":
         buttons = (f'<section id="labelling" data-event="{eid}">'
                    '<input id="who" placeholder="your name"> <input id="note" placeholder="note">'
                    ' <button id="label-fault" class="fault">fault</button>'
@@ -78,7 +87,7 @@ def event(ev: dict[str, Any], *, labelling: bool, has_audio: bool) -> str:
         buttons = "<p class='dim'>Labelling is off in this view.</p>"
     body = (f"<h1>Event {eid}</h1><div class='event-grid'><div><table class='kv'>{rows}</table>"
             f"<h2>Explanation</h2><ol>{items or '<li>none given</li>'}</ol></div>"
-            f"<div><h2>Sound</h2>{media}{buttons}</div></div>")
+            f"<div><h2>{heading}</h2>{media}{buttons}</div></div>")
     return _page(f"Event {ev['event_id']}", body, page="event")
 
 

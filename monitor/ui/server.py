@@ -1,4 +1,5 @@
-"""The web view's HTTP server: pages, a JSON API, server-sent events, event audio and figures.
+"""The web view's HTTP server: pages, a JSON API, server-sent events, event audio, sensor
+events' rows and figures.
 
 Built on the standard library's ``ThreadingHTTPServer`` (the same server the workers' health
 endpoint uses): no new dependency, nothing to build, and one thread per open page is plenty
@@ -8,8 +9,8 @@ password is the token, or ``?token=`` once, which sets a cookie); it is read-onl
 labelling is on, and refuses to bind beyond loopback with labelling on and no token. Bound to
 loopback it answers only requests addressed to a loopback name (DNS rebinding); a label must
 come as JSON from the view's own origin (no cross-site form or script can send one). Files are
-served only from the package's own static folder (by name) and from the event-audio store
-(by a 24-hex-digit event id, resolved inside the store).
+served only from the package's own static folder (by name) and from the event store, the
+event audio and sensor events' rows (by a 24-hex-digit event id, resolved inside the store).
 """
 from __future__ import annotations
 
@@ -143,15 +144,27 @@ class UiServer:
             return "a request from an opaque origin"
         return None
 
-    def audio_path(self, event_id: str) -> Path | None:
-        """The stored WAV of an event, only ever inside the event-audio store."""
+    def _stored(self, event_id: str, suffix: str) -> Path | None:
+        """An event's file in the event store, only ever inside it (by a 24-hex-digit id)."""
         if not self.opt.audio_store or not EVENT_ID.match(event_id):
             return None
         store = Path(self.opt.audio_store).resolve()
-        wav = (store / f"{event_id}.wav").resolve()
-        if not wav.is_relative_to(store) or not wav.is_file():
+        path = (store / f"{event_id}{suffix}").resolve()
+        if not path.is_relative_to(store) or not path.is_file():
             return None
-        return wav
+        return path
+
+    def audio_path(self, event_id: str) -> Path | None:
+        """The stored WAV of an event, only ever inside the event-audio store."""
+        return self._stored(event_id, ".wav")
+
+    def sensor_rows(self, event_id: str) -> tuple[Path, dict[str, Any]] | None:
+        """The stored grid rows of a sensor event (``<id>.json`` of format sensor-rows/1, with
+        no wav beside it), only ever inside the store."""
+        from monitor.runtime.sensor_events import find_event_rows  # noqa: PLC0415
+
+        path = self._stored(event_id, ".json")
+        return None if path is None else find_event_rows(path.parent, event_id)
 
     def label(self, event_id: str, label: str, note: str, by: str) -> dict[str, Any]:
         from monitor.training.labels import LABELS, model_root, write_label  # noqa: PLC0415
@@ -236,8 +249,10 @@ def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:
                 if ev is None:
                     self._send(404, "no such event\n")
                 else:
-                    self._send(200, pages.event(ev, labelling=ui.opt.labelling,
-                                                has_audio=ui.audio_path(ev["event_id"]) is not None), html, extra)
+                    has_audio = ui.audio_path(ev["event_id"]) is not None
+                    has_rows = not has_audio and ui.sensor_rows(ev["event_id"]) is not None
+                    self._send(200, pages.event(ev, labelling=ui.opt.labelling, has_audio=has_audio,
+                                                has_rows=has_rows), html, extra)
             elif path == "/labels":
                 self._send(200, pages.labels(ui.state.routes), html, extra)
             elif path.startswith("/static/"):
@@ -261,23 +276,36 @@ def _handler(ui: UiServer) -> type[BaseHTTPRequestHandler]:
                     self._send(404, "no audio kept for that event\n")
                 else:
                     self._send(200, wav.read_bytes(), "audio/wav")
+            elif path.startswith("/sensors/") and path.endswith(".json"):
+                kept = ui.sensor_rows(path[len("/sensors/"):-len(".json")])
+                if kept is None:
+                    self._send(404, "no sensor rows kept for that event\n")
+                else:
+                    self._send(200, kept[0].read_bytes(), "application/json")
             elif path.startswith("/figure/") and path.endswith(".png"):
                 self._figure(path[len("/figure/"):-len(".png")])
             else:
                 self._send(404, "not found\n")
 
         def _figure(self, event_id: str) -> None:
-            from monitor.ui.figures import event_figure  # noqa: PLC0415
+            """The event's figure: the log-mel spectrogram and score trace of its audio, or its
+            sensor channels' traces, from whichever the store kept."""
+            from monitor.ui.figures import event_figure, sensor_figure  # noqa: PLC0415
 
             ev = ui.state.event(event_id)
             wav = ui.audio_path(event_id)
-            if ev is None or wav is None:
-                self._send(404, "no audio kept for that event\n")
+            rows = ui.sensor_rows(event_id) if ev is not None and wav is None else None
+            if ev is None or (wav is None and rows is None):
+                self._send(404, "no audio or sensor rows kept for that event\n")
                 return
-            key = f"{event_id}/{ev.get('status')}/{wav.stat().st_mtime_ns}"
+            kept = wav if wav is not None else rows[0]
+            key = f"{event_id}/{ev.get('status')}/{kept.stat().st_mtime_ns}"
             png = ui.figures.get(key)
             if png is None:
-                png = event_figure(ev, wav, windows_log=ui.opt.windows_log)
+                if wav is not None:
+                    png = event_figure(ev, wav, windows_log=ui.opt.windows_log)
+                else:
+                    png = sensor_figure(ev, rows[1], windows_log=ui.opt.windows_log)
                 if len(ui.figures) > 64:
                     ui.figures.clear()
                 ui.figures[key] = png

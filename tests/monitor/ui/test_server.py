@@ -326,3 +326,90 @@ def test_static_assets_ship_in_the_package():
         assert resources.files("monitor.ui").joinpath("static", name).read_bytes()
     text = Path("pyproject.toml").read_text()
     assert '"monitor.ui" = ["static/*.js", "static/*.css"]' in text
+
+
+# -- sensor events --------------------------------------------------------------------------
+SENSOR_STREAM = "line3/press-01"
+CH = ["temp", "pressure", "current"]
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def sensor_setup(setup):
+    """A sensor event whose rows the real sensor event store wrote into the same folder as the
+    audio event's, and the event in the view's state."""
+    from monitor.runtime.sensor_events import SensorEventSpec, SensorEventStore
+
+    store = SensorEventStore(SensorEventSpec(setup["store"], retain_rows=200, context_rows=10,
+                                             after_rows=3), channels=CH, step_s=1.0)
+    k = np.arange(120, dtype=np.float64)
+    rows = np.stack([50 + 0.01 * k, 1.0 + (k >= 60) * (k < 80) * 1.2, 3 + 0.1 * np.sin(k)], axis=1)
+    for i in range(0, 120, 16):
+        store.on_chunk(AudioChunk(SENSOR_STREAM, rows[i:i + 16], 1.0, i, time_origin_s=T0, id_base=int(T0)))
+    ev = make_event(status="closed", kind="machine", stream=SENSOR_STREAM, machine="press", scorer="arima",
+                    model_version="arima-v1", start_sample=60, end_sample=80, sample_rate=1.0,
+                    time_origin_s=T0, id_base=int(T0), peak_score=9.0, threshold=3.0, severity=0.8,
+                    windows=20, explanation={"top_features": [{"index": 1, "name": "pressure", "share": 0.7},
+                                                              {"index": 0, "name": "temp", "share": 0.2}]})
+    assert store.on_event(ev) is not None
+    setup["state"].add_event(ev)
+    return {**setup, "sensor_event": ev, "rows": rows}
+
+
+def test_sensor_event_page_shows_the_channels_traces(sensor_setup):
+    from monitor.ui.figures import channel_order
+
+    ui = _serve(sensor_setup, labelling=True)
+    try:
+        ev = sensor_setup["sensor_event"]
+        eid = ev["event_id"]
+        code, _, page = _get(ui, f"/event/{eid}")
+        text = page.decode()
+        assert code == 200 and "Sensor channels" in text and "<audio" not in text
+        for needle in (f'src="/figure/{eid}.png"', f'href="/sensors/{eid}.json"', "pressure", "0.7"):
+            assert needle in text, needle
+        assert "label-fault" not in text and "a sensor event has none" in text
+        code, headers, png = _get(ui, f"/figure/{eid}.png")
+        assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and headers["Content-Type"] == "image/png"
+        code, headers, data = _get(ui, f"/sensors/{eid}.json")
+        doc = json.loads(data)
+        assert code == 200 and headers["Content-Type"] == "application/json"
+        assert doc["channels"] == CH and doc["index"] == list(range(50, 83))
+        assert doc["rows"] == sensor_setup["rows"][50:83].tolist() and doc["event"]["event_id"] == eid
+        assert doc["ts"][10] == ev["start"] and doc["event_start_index"] == 60
+        assert channel_order(ev, CH) == ["pressure", "temp", "current"]
+        # the audio event beside it is still an audio event; its sidecar is not sensor rows
+        aid = sensor_setup["event"]["event_id"]
+        assert 'src="/audio/' in _get(ui, f"/event/{aid}")[2].decode()
+        assert _get(ui, f"/sensors/{aid}.json")[0] == 404
+        for path in ("/sensors/../x.json", f"/sensors/..%2F{eid}.json", f"/sensors/%2E%2E/{eid}.json",
+                     f"/sensors/{'ab' * 12}.json", "/sensors//etc/passwd.json", f"/sensors/{eid}.wav"):
+            assert _get(ui, path)[0] == 404, path
+    finally:
+        ui.close()
+
+
+def test_sensor_figure_with_the_windows_log_and_the_token(sensor_setup, tmp_path):
+    """With the service's windows log the figure adds the windows' scores; with a token the
+    traces, like the audio, need it."""
+    log = tmp_path / "windows.jsonl"
+    ev = sensor_setup["sensor_event"]
+    log.write_text("".join(json.dumps({"stream": SENSOR_STREAM, "model_version": "arima-v1", "index": k,
+                                       "start_sample": k, "end_sample": k + 1, "score": 1.0 + (60 <= k < 80) * 8})
+                           + "\n" for k in range(40, 100)))
+    from monitor.ui.figures import event_windows
+
+    assert len(event_windows(ev, log, 50, 83)) == 33
+    ui = _serve(sensor_setup, token="s3cret", windows_log=str(log))
+    try:
+        eid = ev["event_id"]
+        for path in (f"/sensors/{eid}.json", f"/figure/{eid}.png", f"/event/{eid}"):
+            assert _get(ui, path)[0] == 401, path
+        auth = {"Authorization": "Bearer s3cret"}
+        code, _, png = _get(ui, f"/figure/{eid}.png", auth)
+        assert code == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("MONITOR_UI_FIGURE"):
+            Path(os.environ["MONITOR_UI_FIGURE"]).write_bytes(png)
+        assert _get(ui, f"/sensors/{eid}.json", auth)[0] == 200
+    finally:
+        ui.close()
