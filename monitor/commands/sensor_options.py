@@ -173,16 +173,14 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     _add_scorer_args(g)
     g.add_argument("--epochs", type=int, help="training epochs per run/signal (default: the scorer's "
                    "cap; training stops early on a time-ordered validation split)")
-    g.add_argument("--threshold-q", type=float, help=f"gamma quantile for independent "
-                   f"windows (default {SENSOR_Q:g})")
+    g.add_argument("--threshold-q", type=float, help=f"gamma quantile (default {SENSOR_Q:g})")
     g.add_argument("--hysteresis", metavar="K,N,M", help="open after K of N windows over, close after M under")
     g.add_argument("--window-steps", type=int, help="alerting window in steps (mean of scores); "
                    "default skab 1, nab 1 %% of the signal (Orion's smoothing window)")
-    g.add_argument("--hop-steps", type=int, help="alerting window hop in steps (nab; default 1); "
-                   "overlapping windows read the gamma at the quantile at which the hysteresis opens "
-                   "as often as at --threshold-q on independent windows")
-    g.add_argument("--no-overlap-q", action="store_true", help="read the gamma at --threshold-q even "
-                   "when the alerting windows overlap")
+    g.add_argument("--hop-steps", type=int, help="alerting window hop in steps (nab; default 1)")
+    g.add_argument("--overlap-q", action="store_true", help="overlapping alerting windows: read the "
+                   "gamma at the quantile at which the hysteresis opens as often as at --threshold-q "
+                   "on independent windows (fewer false alarms, fewer detections)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
     g.add_argument("--seed", type=int, default=0)
 
@@ -203,7 +201,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     opts = SensorEvalOptions(scorer=args.scorer, params=params, frames=args.frames, seed=args.seed,
                              device=args.device,
                              threshold_q=SENSOR_Q if args.threshold_q is None else args.threshold_q,
-                             window_steps=args.window_steps, hop_steps=args.hop_steps, overlap_q=not args.no_overlap_q, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
+                             window_steps=args.window_steps, hop_steps=args.hop_steps, overlap_q=args.overlap_q, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
                              limit=args.limit, train_stride=args.train_stride)
     say = (lambda m: print(m, file=sys.stderr)) if args.format == "json" else print
     if args.protocol == "skab":

@@ -12,10 +12,13 @@ are only used to count.
 - NAB: per signal, fit on the whole signal and detect on it; detected intervals are the
   alerting events; Orion's unweighted overlap-segment F1 (a true interval is found when any
   detection overlaps it; a detection overlapping none is a false positive), pooled. The
-  alerting window is 1 % of the signal (Orion's error-smoothing window), one step apart; such
-  windows share all but one of their rows, so the gamma is read at the quantile at which the
-  hysteresis opens as often as at ``threshold_q`` on independent windows
-  (``models.threshold.overlap_quantile``: 0.9987 for 2 of 3 on windows of 40 steps).
+  alerting window is 1 % of the signal (Orion's error-smoothing window), one step apart, and
+  the gamma is read at ``threshold_q``. Such windows share all but one of their rows, so the
+  hysteresis opens on them far more often than on independent windows at the same quantile;
+  ``overlap_q`` reads the gamma at the quantile at which it opens as often
+  (``models.threshold.overlap_quantile``: 0.9987 for 2 of 3 on windows of 40 steps). That
+  removes NAB artificialNoAnomaly's false alarms but also most of realKnownCause's detections,
+  so it is not the default (``benchmarks/results/sensors/*-overlapq.json``).
 
 Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
 sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same
@@ -69,11 +72,11 @@ class SensorEvalOptions:
     #: Alerting window in steps (its score = mean of the per-step scores). None: SKAB 1 step;
     #: NAB 1 % of the signal, Orion's error-smoothing window (chosen from the anchor, not labels).
     window_steps: int | None = None
-    #: Alerting window hop in steps (NAB; None: 1). Overlapping windows move the threshold's
-    #: quantile (module docstring).
+    #: Alerting window hop in steps (NAB; None: 1).
     hop_steps: int | None = None
-    #: False: read the gamma at ``threshold_q`` itself even when the windows overlap.
-    overlap_q: bool = True
+    #: True: overlapping alerting windows read the gamma at the quantile at which the
+    #: hysteresis opens as often as at ``threshold_q`` on independent windows (module docstring).
+    overlap_q: bool = False
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
     train_stride: int | None = None  # training windows this many steps apart; None: the scorer's rule

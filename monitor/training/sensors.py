@@ -128,11 +128,11 @@ def holdout_window_scores(model: LoadedModel, segments: list[np.ndarray], starts
 def fit_sensor_threshold(model: LoadedModel, segments: list[np.ndarray], starts: list[int], *,
                          method: str = "gamma", convention: str = "dcase", q: float | None = None,
                          what: str = "held-out rows", hysteresis: HysteresisSpec | None = None,
-                         overlap: bool = True) -> Threshold:
-    """The threshold on the window scores of rows ``starts[i]:`` of each segment. ``q`` is meant
-    for windows that do not overlap (one step, the default); alerting windows of several steps
-    that overlap get the quantile at which ``hysteresis`` opens as often as at ``q`` on
-    independent windows (``models.threshold.overlap_quantile``), unless ``overlap`` is False."""
+                         overlap: bool = False) -> Threshold:
+    """The threshold on the window scores of rows ``starts[i]:`` of each segment, at ``q``.
+    With ``overlap``, alerting windows of several steps that overlap are read at the quantile
+    at which ``hysteresis`` opens as often as at ``q`` on independent windows
+    (``models.threshold.overlap_quantile``); one-step windows (the default) never overlap."""
     scores = holdout_window_scores(model, segments, starts)
     length, hop = model.window.samples(model.frontend.sample_rate)
     fitted_on = f"{len(scores)} windows of {what}"

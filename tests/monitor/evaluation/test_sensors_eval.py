@@ -55,7 +55,9 @@ def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
     res = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu"))
     assert res["subset"] == "pumpHall" and res["signals"] == 1
     row = res["rows"][0]  # the alerting window is 1 % of the signal, one step apart
-    assert (row["window_steps"], row["hop_steps"]) == (6, 1) and row["threshold_q"] > 0.99
+    assert (row["window_steps"], row["hop_steps"], row["threshold_q"]) == (6, 1, 0.99)
+    over = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu", overlap_q=True))
+    assert over["rows"][0]["threshold_q"] > 0.99 and over["rows"][0]["threshold"] > row["threshold"]
     with pytest.raises(DataError, match="found: pumpHall"):
         evaluate_nab(tmp_path, "realKnownCause", SensorEvalOptions(scorer="arima", device="cpu"))
 
