@@ -9,6 +9,7 @@ still open at the end of the file: the CSV ends with normal readings, and events
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
 import time
@@ -25,14 +26,15 @@ from .kafka_utils import TOPICS, log_has, read_jsonl, start_worker, stop, wait_f
 pytestmark = pytest.mark.kafka
 
 
-def _replay_events(model_dir, csv) -> list[dict]:
+def _replay_events(model_dir, csv, event_rows=None) -> list[dict]:
+    from monitor.runtime.sensor_events import SensorEventSpec
     from monitor.runtime.sensors import SensorRunner
     from monitor.sources.csv_sensors import read_sensor_csv
     from workers.model import load_model
 
     model = load_model(model_dir, device="cpu")
     t = read_sensor_csv(csv, time_column="time", channels=CHANNELS)
-    runner = SensorRunner(model)
+    runner = SensorRunner(model, event_rows=event_rows and SensorEventSpec.for_model(model, event_rows))
     events = runner.feed(csv.stem, t.ts_s, t.values, end_of_stream=True)
     return [e for e in events if e.get("closed_by") != "end-of-stream"]
 
@@ -62,8 +64,9 @@ def _keys(evs: list[dict]) -> list[tuple]:
 
 
 def test_service_scores_a_sensor_csv_like_replay(tmp_path):
+    """... and keeps the same rows for each machine event (sinks.event_audio) as the replay."""
     model_dir, csv = _model_and_csv(tmp_path)
-    want = _replay_events(model_dir, csv)
+    want = _replay_events(model_dir, csv, event_rows=tmp_path / "replay_rows")
     assert {e["kind"] for e in want} >= {"machine", "flat-line", "gap"}
     with Broker() as broker:
         create_topics(broker.bootstrap, TOPICS)
@@ -71,7 +74,8 @@ def test_service_scores_a_sensor_csv_like_replay(tmp_path):
         cfg = write_config(tmp_path / "cfg.yaml", bootstrap=broker.bootstrap, events=events_path,
                            routes=[("pump-*", model_dir)])
         assert _produce(broker.bootstrap, csv) == 0
-        worker = start_worker(cfg, log=tmp_path / "worker.log")
+        worker = start_worker(cfg, log=tmp_path / "worker.log",
+                              extra=["--set", f"sinks.event_audio={tmp_path / 'service_rows'}"])
         try:
             wait_for(lambda: len(read_jsonl(events_path)) >= len(want), timeout=90,
                      what="the service to raise the replay's events")
@@ -79,6 +83,13 @@ def test_service_scores_a_sensor_csv_like_replay(tmp_path):
             assert stop(worker) == 0
     got = [e for e in read_jsonl(events_path) if e.get("closed_by") != "end-of-stream"]
     assert _keys(got) == _keys(want)
+    closed = [e for e in want if e["kind"] == "machine" and e["status"] == "closed"]
+    assert closed
+    for e in closed:
+        ours, theirs = (json.loads((tmp_path / d / f"{e['event_id']}.json").read_text())
+                        for d in ("service_rows", "replay_rows"))
+        ours.pop("written"), theirs.pop("written")
+        assert ours == theirs and ours["complete"] and len(ours["rows"]) > e["end_sample"] - e["start_sample"]
 
 
 def test_sensor_stream_killed_mid_fault_restarts_with_the_same_event_ids(tmp_path):
