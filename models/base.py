@@ -95,6 +95,10 @@ class Scorer(ABC):
     #: ``clip_ids`` (which training clip it came from), ``conditions`` (the index of its
     #: clip's operating condition). Training passes the ones a scorer names here.
     fit_context: ClassVar[tuple[str, ...]] = ()
+    #: How many folds ``monitor train`` cross-fits the threshold with when not told (0 = fit it
+    #: on the held-out clips). A scorer whose held-out windows are too few to place a tail
+    #: (a few clips of a classifier's distances) asks for out-of-fold scores of every clip.
+    threshold_folds: ClassVar[int] = 0
 
     def __init__(self, *, input_spec: InputSpec, device: str | torch.device = "auto",
                  seed: int = 0, **hyper: Any) -> None:

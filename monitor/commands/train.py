@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from models.registry import SCORERS
+from models.registry import SCORERS, scorer_class
 from models.threshold import CONVENTIONS, METHODS
 
 from monitor.errors import DataError
@@ -53,10 +53,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"fraction held out to fit the threshold (default: {TrainOptions.holdout:g} of the "
                         f"normal clips, at least {TrainOptions.min_holdout}; sensors: the last "
                         f"{SENSOR_HOLDOUT:g} of each segment's rows)")
-    p.add_argument("--threshold-folds", type=int, default=0, metavar="K",
+    p.add_argument("--threshold-folds", type=int, metavar="K",
                    help="fit the threshold on out-of-fold scores of every normal clip instead: the "
                         "recipe is retrained K times, each without a K-th of the clips (K extra "
-                        "trainings; the held-out fit is kept in meta as a variant)")
+                        "trainings; the held-out fit is kept in meta as a variant); 0 = on the "
+                        "held-out clips. Default: the scorer's (5 for condition-clf, else 0)")
     sensor_options.add_train_args(p)
     p.set_defaults(run=run)
 
@@ -79,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
                         threshold_convention=args.threshold_convention,
                         threshold_q=args.threshold_q,
                         holdout=TrainOptions.holdout if args.holdout is None else args.holdout,
-                        threshold_folds=args.threshold_folds, normal_glob=args.normal,
+                        threshold_folds=(scorer_class(args.scorer).threshold_folds
+                                         if args.threshold_folds is None else args.threshold_folds),
+                        normal_glob=args.normal,
                         channel=parse_channel(args.channel), conditions=args.conditions,
                         exposure=args.exposure)
     progress = EpochProgress(f"train {args.scorer}")
