@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..folding import fold_bn
 from .net import DcaseAutoencoder
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,12 @@ DEFAULT_CHUNK = 1024
 
 def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``bn(linear(x))`` in eval mode as one affine map ``x @ W.T + b`` (computed in float64)."""
-    w = linear.weight.detach().double()
-    b = linear.bias.detach().double() if linear.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64,
-                                                                                   device=w.device)
     if bn is None:
+        w, b = linear.weight.detach(), linear.bias
+        b = b.detach() if b is not None else torch.zeros(w.shape[0], device=w.device)
         return w.float().contiguous(), b.float().contiguous()
-    scale = 1.0 / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight.detach().double()
-    shift = -bn.running_mean.detach().double() * scale
-    if bn.affine:
-        shift = shift + bn.bias.detach().double()
-    return (w * scale[:, None]).float().contiguous(), (b * scale + shift).float().contiguous()
+    w, b = fold_bn(linear.weight, linear.bias, bn)
+    return w.contiguous(), b.contiguous()
 
 
 def folded_layers(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:

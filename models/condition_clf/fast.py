@@ -14,26 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..folding import fold_bn
 from .net import PatchEmbedder, stats_gradient, stem_pool
 
 #: Patches per chunk: a chunk's first map (64 x 16 ch x 16 x 32 float32, 2 MB) stays in L2/L3.
 DEFAULT_CHUNK = 64
-
-
-def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d | nn.BatchNorm2d
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``bn(layer(x))`` in eval mode as one layer with weight and bias (computed in float64)."""
-    w = weight.detach().double()
-    b = bias.detach().double() if bias is not None else torch.zeros(w.shape[0], dtype=torch.float64,
-                                                                     device=w.device)
-    scale = 1.0 / torch.sqrt(bn.running_var.detach().double() + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight.detach().double()
-    shift = -bn.running_mean.detach().double() * scale
-    if bn.affine:
-        shift = shift + bn.bias.detach().double()
-    shape = (-1,) + (1,) * (w.ndim - 1)
-    return (w * scale.view(shape)).float(), (b * scale + shift).float()
 
 
 class FoldedEmbedder:

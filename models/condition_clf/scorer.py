@@ -42,7 +42,9 @@ from torch import nn
 
 from ..base import FitReport, Progress, Scorer, check_training_windows, epoch_batches, finite_or_raise
 from ..errors import ScorerError
-from .fast import FoldedEmbedder, fold_bn
+from ..folding import fold_bn
+from .fast import FoldedEmbedder
+from .patches import clip_sequences, spherical_kmeans
 from .net import ConditionClassifier, stats_gradient
 
 EXPOSURE = "exposure:other-machines"
@@ -166,7 +168,7 @@ class ConditionClassifierScorer(Scorer):
             normal_x = x[:n_normal]
             net.embedder.center.fill_(float(normal_x.mean()))
             net.embedder.spread.fill_(float(normal_x.std()) or 1.0)
-        sequences = _sequences(x, y, ids, self.input_spec)
+        sequences = clip_sequences(x, y, ids, self.input_spec)
         gen = self._generator()
         opt = torch.optim.Adam(net.parameters(), lr=h["lr"])
         t0 = time.perf_counter()
@@ -211,7 +213,7 @@ class ConditionClassifierScorer(Scorer):
                 if sel is None and classes[c] == EXPOSURE:
                     sel = self._embed_plain(exposure_x)
                 if sel is not None and len(sel):
-                    net.centres[c] = _spherical_kmeans(sel, int(h["subcentres"]), self._generator())
+                    net.centres[c] = spherical_kmeans(sel, int(h["subcentres"]), self._generator())
             self._set_references(x[:n_normal], y_normal)
             real = y < len(names)
             acc = float((self._nearest(emb[real])[0] == y[real]).float().mean())
@@ -388,35 +390,3 @@ def _stats_gradient(emb_mod, stats: torch.Tensor, u_stats: torch.Tensor, centre2
     w1, b1 = fold_bn(lin1.weight, lin1.bias, bn)
     joined = (emb_mod.embed is not None) + 1
     return stats_gradient(w1, F.linear(stats, w1, b1), lin2.weight, u_stats, centre2, joined)
-
-
-def _sequences(x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor | None, spec) -> list[tuple[torch.Tensor, int]]:
-    """Each clip's frame sequence rebuilt from its vectors (consecutive, ``spec.hop`` frames
-    apart, at most ``spec.frames``), with its class; without clip ids every vector is its own."""
-    if ids is None or spec.hop > spec.frames:
-        return [(v, int(c)) for v, c in zip(x, y)]
-    out = []
-    start = 0
-    n = len(x)
-    while start < n:
-        end = start + 1
-        while end < n and ids[end] == ids[start] and y[end] == y[start]:
-            end += 1
-        v = x[start:end]
-        seq = torch.cat([v[0], v[1:, spec.frames - spec.hop:].reshape(-1, v.shape[2])]) if len(v) > 1 else v[0]
-        out.append((seq, int(y[start])))
-        start = end
-    return out
-
-
-def _spherical_kmeans(emb: torch.Tensor, k: int, gen: torch.Generator, iters: int = 25) -> torch.Tensor:
-    """``k`` unit centres of unit embeddings (k = 1: the normalised mean)."""
-    if k == 1 or len(emb) <= k:
-        c = F.normalize(emb.mean(dim=0, keepdim=True), dim=1)
-        return c.expand(k, -1).clone()
-    centres = emb[torch.randperm(len(emb), generator=gen)[:k].to(emb.device)].clone()
-    for _ in range(iters):
-        assign = (emb @ centres.T).argmax(dim=1)
-        centres = torch.stack([F.normalize(emb[assign == j].mean(dim=0), dim=0) if (assign == j).any()
-                               else centres[j] for j in range(k)])
-    return centres
