@@ -10,9 +10,14 @@ import time
 
 log = logging.getLogger("monitor.service.worker")
 
+#: after a committed-offset lookup failed, how long the gauges go without asking again
+COMMITTED_RETRY_S = 30.0
+
 
 class PartitionState:
     """``Worker``'s partition bookkeeping (see the module docstring)."""
+
+    committed_unknown_until = 0.0  # monotonic time before which no committed offset is asked
 
     def _resume(self, stream: str) -> int | None:
         if stream.startswith("sensor:"):
@@ -33,10 +38,13 @@ class PartitionState:
         if hit is None:
             from kafka.errors import KafkaError  # noqa: PLC0415
 
+            if time.monotonic() < self.committed_unknown_until:
+                return True  # unknown as a lookup just failed: assume a restart, ask again later
             try:
                 off = self.group_committed[tp] = self.consumer.committed(tp)
                 hit = off is not None
             except KafkaError as exc:  # unknown: assume a restart (events wait for a quiet point)
+                self.committed_unknown_until = time.monotonic() + COMMITTED_RETRY_S
                 log.warning("committed offset of %s[%d] unknown (%s)", tp.topic, tp.partition, exc)
                 hit = True
             self.resumed[tp] = hit
@@ -51,9 +59,14 @@ class PartitionState:
         if tp not in self.group_committed:
             from kafka.errors import KafkaError  # noqa: PLC0415
 
+            # one lookup that timed out stands for the others for a while: each waits the
+            # client's full timeout (librdkafka: 10 s) with the broker gone, one after another
+            if time.monotonic() < self.committed_unknown_until:
+                return None
             try:
                 self.group_committed[tp] = self.consumer.committed(tp)
             except KafkaError as exc:
+                self.committed_unknown_until = time.monotonic() + COMMITTED_RETRY_S
                 log.warning("committed offset of %s[%d] unknown (%s)", tp.topic, tp.partition, exc)
                 return None
         return self.group_committed[tp]

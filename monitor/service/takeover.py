@@ -120,16 +120,21 @@ class StateCheckpoints:
         for tp in tps:
             try:
                 off = self.consumer.committed(TopicPartition(self.state.topic, tp.partition))
-            except KafkaError as exc:
-                log.warning("snapshot of %s[%d] unknown (%s): its streams are picked up mid-way",
-                            tp.topic, tp.partition, exc)
-                continue
+            except KafkaError as exc:  # the broker went away: the others would wait as long
+                log.warning("snapshots of %s unknown (%s): their streams are picked up mid-way",
+                            sorted(f"{t.topic}[{t.partition}]" for t in tps), exc)
+                return
             if off is not None:
                 start[tp.partition] = off
         if not start:
             return
         t0 = time.monotonic()
-        states = self.state.read(start)
+        try:
+            states = self.state.read(start)
+        except KafkaError as exc:
+            log.warning("state topic %s not read (%s): the streams of %s are picked up mid-way",
+                        self.state.topic, exc, sorted(start))
+            return
         now, events, n = time.monotonic(), [], 0
         for tp in tps:
             for name, state in states.get(tp.partition, {}).items():
