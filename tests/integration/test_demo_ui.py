@@ -1,7 +1,10 @@
-"""``monitor demo --ui`` as a user runs it (issue 21): the demo prints the web view's URL, the
-overview shows every demo stream and its events while the run is live, and the page stays up
-after the run until Ctrl-C. The real demo: embedded broker, training, the service, real-time
-streams with faults; the view is read over HTTP, and in headless Chromium where it is installed.
+"""``monitor demo`` as the README tells a user to run it, with the web view (``--ui``): the demo
+prints the web view's URL, the overview shows every demo stream and its events while the run
+is live, both injected faults are caught, every event the service wrote is on the events topic
+(read back by the demo), the timeline is drawn, and the page stays up after the run until
+Ctrl-C. The real demo: embedded broker, training, the service, real-time streams with faults;
+the view is read over HTTP, and in headless Chromium where it is installed. (One demo run for
+both: it costs minutes.)
 """
 from __future__ import annotations
 
@@ -64,6 +67,14 @@ def test_demo_ui_shows_every_stream_and_its_events_live_and_holds_until_ctrl_c(t
         assert seen_streams == DEMO_STREAMS, sorted(seen_streams)
         held = next(x for x in lines if "the run is over" in x)
         assert url in held and "Ctrl-C" in held
+        # the run's own account: every event it wrote read back from the events topic, the plot
+        m = next((m for x in list(lines) if (m := re.search(
+            r"(\d+) events \((\d+) opened\) on \d+ streams; (\d+) events read back from machine-events", x))),
+            None)
+        assert m, "".join(lines)[-3000:]
+        written = [e for e in read_jsonl(out / "events.jsonl")]
+        assert int(m.group(1)) == len(written) == int(m.group(3)) > 0
+        assert (out / "timeline.png").stat().st_size > 10_000
         # after the run the page is still up and shows everything the service emitted
         time.sleep(3)
         assert demo.poll() is None, "the demo did not hold the web view"
