@@ -67,14 +67,6 @@ def test_demo_ui_shows_every_stream_and_its_events_live_and_holds_until_ctrl_c(t
         assert seen_streams == DEMO_STREAMS, sorted(seen_streams)
         held = next(x for x in lines if "the run is over" in x)
         assert url in held and "Ctrl-C" in held
-        # the run's own account: every event it wrote read back from the events topic, the plot
-        m = next((m for x in list(lines) if (m := re.search(
-            r"(\d+) events \((\d+) opened\) on \d+ streams; (\d+) events read back from machine-events", x))),
-            None)
-        assert m, "".join(lines)[-3000:]
-        written = [e for e in read_jsonl(out / "events.jsonl")]
-        assert int(m.group(1)) == len(written) == int(m.group(3)) > 0
-        assert (out / "timeline.png").stat().st_size > 10_000
         # after the run the page is still up and shows everything the service emitted
         time.sleep(3)
         assert demo.poll() is None, "the demo did not hold the web view"
@@ -102,6 +94,14 @@ def test_demo_ui_shows_every_stream_and_its_events_live_and_holds_until_ctrl_c(t
         assert demo.wait(timeout=60) == 0, "".join(lines)[-3000:]
         reader.join(10)
         assert any("stopping the web view" in x for x in lines)
+        # after Ctrl-C, the run's own account: every event it wrote read back from the events topic, the plot
+        m = next((m for x in list(lines) if (m := re.search(
+            r"(\d+) events \((\d+) opened\) on \d+ streams; (\d+) events read back from machine-events", x))),
+            None)
+        assert m, "".join(lines)[-3000:]
+        written = [e for e in read_jsonl(out / "events.jsonl")]
+        assert int(m.group(1)) == len(written) == int(m.group(3)) > 0
+        assert (out / "timeline.png").stat().st_size > 10_000
         with pytest.raises(OSError):
             urllib.request.urlopen(url, timeout=5)
     finally:
