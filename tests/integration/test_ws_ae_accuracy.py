@@ -33,7 +33,8 @@ def test_ws_ae_beats_its_stage_one_and_the_dcase_ae_on_fan(tmp_path):
         for seed in (0, 1, 2):
             opts = TrainOptions(scorer="ws-ae", seed=seed, device="cpu")
             m1, _ = train_audio(root / "train", tmp_path / f"s1-{seed}", opts)
-            m2, meta = train_audio(root / "train", tmp_path / f"ws-{seed}", opts, weak=root / "weak")
+            # stage 2 from that stage-1 model: the model training both stages gives, for one training less
+            m2, meta = train_audio(root / "train", tmp_path / f"ws-{seed}", opts, weak=root / "weak", stage1=m1)
             r1 = evaluate_audio(load_model(m1, device="cpu"), root / "test")
             r2 = evaluate_audio(load_model(m2, device="cpu"), root / "test")
             assert r2["clips"] == 26 and meta["training"]["weak_clips"]
