@@ -151,8 +151,14 @@ def _tell_closed_tls(host: str, port: int, k: Any, timeout: float, what: str) ->
             with _context(k, tls12=True).wrap_socket(raw, server_hostname=host):
                 pass  # handshake done: the server accepted us, so the broker behind it is away
     except ssl.SSLError as exc:
-        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) or "ALERT" in (exc.reason or ""):
+        reason = exc.reason or ""
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) or "ALERT" in reason:
+            # the first handshake got through, so what the server refuses is our certificate;
+            # TLS 1.2 may say why in its alert (a stunnel without a client certificate sends a
+            # plain handshake_failure, so only the certificate alerts are taken at their word)
+            said = next((text for code, text in _ALERTS.items() if code in reason and code in _CERT_ALERTS), "")
             mine = (f"the client certificate kafka.ssl_certfile ({k.ssl_certfile}) was refused"
+                    + (f": {said} ({reason.lower()})" if said else "")
                     if k.ssl_certfile else "it requires a client certificate (kafka.ssl_certfile and "
                     "kafka.ssl_keyfile are not set)")
             raise KafkaRefused(f"{where}: TLS handshake refused by the server: {mine}") from None
@@ -171,6 +177,9 @@ _ALERTS = {
     "PROTOCOL_VERSION": "no TLS version in common",
     "HANDSHAKE_FAILURE": "no cipher or certificate in common",
 }
+
+
+_CERT_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED")
 
 
 def _alert(exc: ssl.SSLError, k: Any) -> str:
