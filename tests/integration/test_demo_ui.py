@@ -25,7 +25,7 @@ from monitor.commands.demo import SENSOR_STREAM, STREAMS
 from .kafka_utils import ROOT, read_jsonl, wait_for
 from .webdriver import Browser, find_browser
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.wallclock]
 
 DEMO_STREAMS = {s for s, *_ in STREAMS} | {SENSOR_STREAM}
 FAULTY = {s for s, _, kind, *_ in STREAMS if kind}

@@ -17,7 +17,7 @@ from monitor.kafka.producer import file_chunks, producer_for, publish_audio
 from .kafka_utils import (TOPICS, consume_all, http_status, log_has, read_jsonl, replay_reference,
                           start_worker, stop, wait_for, write_config)
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 
 def _publish(bootstrap: str, folder: Path) -> None:

@@ -14,7 +14,7 @@ from monitor.kafka.broker import Broker, create_topics
 
 from .kafka_utils import TOPICS, log_has, start_worker, stop, wait_for, write_config
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 DOWN_S = 18.0
 

@@ -16,7 +16,7 @@ from monitor.sinks.kafka import make_producer
 
 from .kafka_utils import ROOT, TOPICS, wait_for
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 
 def _event(stream: str, kind: str, i: int) -> dict:

@@ -11,7 +11,7 @@ from monitor.kafka.broker import Broker, create_topics, free_port
 
 from .kafka_utils import http_status, start_worker, stop, wait_for, write_config
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 
 def _gauge(port: int, name: str) -> float | None:

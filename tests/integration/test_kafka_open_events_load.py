@@ -29,7 +29,7 @@ from monitor.synth import inject_fault, machine_sound
 
 from .kafka_utils import TOPICS, log_has, read_jsonl, start_worker, stop, wait_for, write_config
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 STREAMS = 300
 SECONDS = float(os.environ.get("MONITOR_TEST_LOAD_S", "120"))

@@ -23,7 +23,7 @@ from monitor.sources.kafka_audio import audio_headers, encode_audio
 
 from .kafka_utils import (TOPICS, log_has, read_jsonl, start_worker, stop, wait_for, write_config)
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 STREAMS, CHUNKS, CHUNK_S, IDLE_S = 2000, 3, 0.4, 3.0
 

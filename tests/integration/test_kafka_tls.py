@@ -25,7 +25,7 @@ from .kafka_utils import (ROOT, TOPICS, event_key, read_jsonl, replay_reference,
                           stop, wait_for, windows_by_key, write_config)
 from .tls_utils import Stunnel, make_pki, start_endpoint, tls_lines
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.wallclock]
 
 
 @pytest.fixture(scope="module")

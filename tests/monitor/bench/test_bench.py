@@ -34,6 +34,7 @@ def test_cuda_without_a_gpu_is_one_clear_line(capsys):
 
 @pytest.mark.slow
 @pytest.mark.kafka
+@pytest.mark.wallclock
 def test_quick_bench_prints_every_figure(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "monitor", "--log-level", "warning", "bench", "--quick",
                            "--format", "json", "--out", str(tmp_path)],
