@@ -156,7 +156,7 @@ def _tell_closed_tls(host: str, port: int, k: Any, timeout: float, what: str) ->
             # the first handshake got through, so what the server refuses is our certificate;
             # TLS 1.2 may say why in its alert (a stunnel without a client certificate sends a
             # plain handshake_failure, so only the certificate alerts are taken at their word)
-            said = next((text for code, text in _ALERTS.items() if code in reason and code in _CERT_ALERTS), "")
+            said = next((_ALERTS[code] for code in _CERT_ALERTS if code in reason), "")
             mine = (f"the client certificate kafka.ssl_certfile ({k.ssl_certfile}) was refused"
                     + (f": {said} ({reason.lower()})" if said else "")
                     if k.ssl_certfile else "it requires a client certificate (kafka.ssl_certfile and "
