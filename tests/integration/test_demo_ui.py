@@ -86,7 +86,10 @@ def test_demo_ui_shows_every_stream_and_its_events_live_and_holds_until_ctrl_c(t
                                                     ".map(r => r.dataset.stream)")) and len(r) == len(DEMO_STREAMS)
                                 and r, timeout=30, what="the overview's rows in Chromium")
                 assert set(rows) == DEMO_STREAMS
-                links = b.run("return [...document.querySelectorAll('a.event-link')].map(a => a.dataset.stream)")
+                # the events list is filled by the page's second fetch, after the rows
+                links = wait_for(lambda: FAULTY <= (got := set(b.run(
+                    "return [...document.querySelectorAll('a.event-link')].map(a => a.dataset.stream)"))) and got,
+                    timeout=30, what="the events list's links in Chromium")
                 assert FAULTY <= set(links)
             finally:
                 b.close()
