@@ -17,8 +17,11 @@ zeros alone reach ``q``, any positive score is over the threshold.
 
 Windows that overlap (a sensor window of several steps, one step apart) are not independent
 draws: a k-of-n hysteresis then sees one excursion of their mean as several windows over, and
-opens far more often than on independent windows at the same ``q``. ``overlap_quantile`` gives
-the quantile that restores the rate at which the hysteresis opens on independent windows.
+opens far more often than on independent windows at the same ``q``. Two answers are here:
+``overlap_quantile`` gives the quantile that restores the rate at which the hysteresis opens on
+independent windows (it raises the threshold itself); ``confirm_ratio`` keeps the threshold and
+raises an event only once its peak stands ``PRUNE_P`` above it, telemanom's pruning rule for
+smoothed errors (an excursion whose peak is within 13 % of the nominal scores' top is noise).
 
 The other calibrators of the thresholds note (seeds/001) are here for comparison:
 ``percentile`` (empirical quantile), ``sigma`` (mean + k standard deviations), ``kde``
@@ -45,6 +48,9 @@ TAIL_Q = 0.99
 MIN_SCORES = 10
 #: Fraction of exactly-zero scores from which the gamma gets a separate point mass at zero.
 ZERO_MASS_MIN = 0.01
+#: telemanom's minimum fractional drop from an anomalous sequence's peak error to the nominal
+#: errors' top (Hundman et al. 2018, p = 0.13); ``confirm_ratio`` reads it for overlapping windows.
+PRUNE_P = 0.13
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,17 @@ class Threshold:
     n_fit: int = 0
     fitted_on: str = "held-out normal windows"
     overridden: bool = False
+    #: An event opens only once its peak reaches ``value * confirm`` (None or 1: at the
+    #: threshold itself); set where the windows overlap (``confirm_ratio``).
+    confirm: float | None = None
 
     def classify(self, score: float) -> bool:
         return score > self.value
+
+    @property
+    def confirm_level(self) -> float:
+        """The peak score at which an excursion over the threshold becomes an event."""
+        return self.value * self.confirm if self.confirm else self.value
 
     @property
     def spread(self) -> float:
@@ -267,3 +281,13 @@ def overlap_quantile(q: float, *, length: int, hop: int, k: int = 2, n: int = 3)
     while gap(hi) > 0.0:
         hi += 1.0
     return float(stats.norm.cdf(optimize.brentq(gap, z0, hi, xtol=1e-6)))
+
+
+def confirm_ratio(*, length: int, hop: int, p: float = PRUNE_P) -> float | None:
+    """``Threshold.confirm`` for alerting windows of ``length`` steps ``hop`` apart: windows that
+    overlap are smoothed scores, on which telemanom prunes every excursion whose peak is not
+    ``p`` above the nominal top (here the threshold: ``peak * (1 - p) >= value``); None for
+    windows that do not overlap, whose excursions are independent draws."""
+    if not 0.0 <= p < 1.0:
+        raise ThresholdError(f"the pruning fraction must lie in [0, 1), got {p}")
+    return 1.0 / (1.0 - p) if hop < length and p > 0 else None

@@ -74,17 +74,17 @@ class StreamAlerts:
             overs = [x for x in self.recent if self.threshold.classify(x.score)]
             self.open = _Open(start=overs[0], last_over=overs[-1], peak=max(x.score for x in overs),
                               windows=len(overs), contrib_sum=_sum_contrib(overs), opened={})
-            self.opened_count += 1
-            self.open.opened = self._event("open", self.open)
-            out.append(self.open.opened)
+            out += self._raise_if_confirmed()
         elif self.open is not None:
             if over:
                 o = self.open
                 o.last_over, o.peak, o.windows = w, max(o.peak, w.score), o.windows + 1
                 if w.contributions is not None and o.contrib_sum is not None:
                     o.contrib_sum = o.contrib_sum + w.contributions
+                out += self._raise_if_confirmed()
             if transition == "close":
-                out.append(self._event("closed", self.open))
+                if self.open.opened:  # an excursion that never reached the confirmation level is dropped
+                    out.append(self._event("closed", self.open))
                 self.open = None
         self.under_streak = 0 if over else self.under_streak + 1
         self._recent_starts.append(w.start_sample)
@@ -96,9 +96,26 @@ class StreamAlerts:
             self.resume_sample = self._recent_starts[0]
         return out
 
+    @property
+    def raised(self) -> bool:
+        """Whether an event is open and its ``open`` record went out (not one still below
+        the threshold's confirmation level)."""
+        return self.open is not None and bool(self.open.opened)
+
+    def _raise_if_confirmed(self) -> list[dict[str, Any]]:
+        """The ``open`` record, once the open excursion's peak reaches the confirmation level
+        (``Threshold.confirm_level``); it starts at the excursion's first window over."""
+        o = self.open
+        if o is None or o.opened or o.peak < self.threshold.confirm_level:
+            return []
+        self.opened_count += 1
+        o.opened = self._event("open", o)
+        return [o.opened]
+
     def finish(self, reason: str = "end-of-stream") -> list[dict[str, Any]]:
-        """Close an event still open when the stream ends."""
-        if self.open is None:
+        """Close an event still open when the stream ends (one never raised goes silently)."""
+        if not self.raised:
+            self.open = None
             return []
         ev = self.closing_event(reason)
         self.open = None

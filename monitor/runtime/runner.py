@@ -238,7 +238,7 @@ class StreamRunner:
         return isinstance(a, GatedAlerts) and a.dead
 
     def open_events(self) -> int:
-        return sum(a.open is not None for a in self.alerts.values())
+        return sum(a.raised for a in self.alerts.values())
 
     def close(self) -> list[dict[str, Any]]:
         events = self.flush()

@@ -118,3 +118,21 @@ def test_overlap_quantile_is_q_without_overlap_and_higher_with_it():
     assert overlap_quantile(0.99, length=10, hop=1, k=1, n=1) == 0.99
     with pytest.raises(ThresholdError, match="length, hop"):
         overlap_quantile(0.99, length=0, hop=1)
+
+
+def test_confirm_ratio_only_for_overlapping_windows():
+    from models.threshold import PRUNE_P, confirm_ratio
+    assert confirm_ratio(length=40, hop=1) == pytest.approx(1 / (1 - PRUNE_P))
+    assert confirm_ratio(length=1, hop=1) is None and confirm_ratio(length=10, hop=10) is None
+    assert confirm_ratio(length=40, hop=1, p=0.0) is None
+    with pytest.raises(ThresholdError):
+        confirm_ratio(length=40, hop=1, p=1.0)
+
+
+def test_confirm_level_and_records_without_it():
+    t = Threshold(2.0, confirm=1.25)
+    assert t.confirm_level == 2.5 and Threshold(2.0).confirm_level == 2.0
+    assert Threshold.from_dict(t.to_dict()) == t
+    old = {k: v for k, v in Threshold(2.0).to_dict().items() if k != "confirm"}  # a model saved before the field
+    assert Threshold.from_dict(old).confirm is None
+    assert t.with_value(3.0).confirm_level == 3.75  # an override keeps the ratio

@@ -59,3 +59,49 @@ def test_finish_closes_an_open_event():
     (ev,) = alerts.finish()
     assert ev["status"] == "closed" and ev["closed_by"] == "end-of-stream"
     assert alerts.finish() == []
+
+
+def _run(alerts, scores):
+    out = []
+    for w in _windows(scores):
+        out += alerts.update(w)
+    return out + alerts.finish()
+
+
+def test_an_excursion_under_the_confirmation_level_raises_nothing():
+    """confirm 1.15: peaks of 1.1 open the hysteresis but never an event; the state stays
+    quiet for the take-over (nothing open to close) and the next excursion is judged afresh."""
+    alerts = StreamAlerts(AlertContext("s1", "lstm", "v1", 16000), Threshold(1.0, confirm=1.15))
+    assert _run(alerts, [0.5, 1.1, 1.1, 1.05, 0.5, 0.5, 0.5, 1.1, 1.1]) == []
+    assert alerts.opened_count == 0 and not alerts.raised and alerts.open is None
+
+
+def test_a_confirmed_event_starts_at_its_first_window_over_the_threshold():
+    alerts = StreamAlerts(AlertContext("s1", "lstm", "v1", 16000), Threshold(1.0, confirm=1.15))
+    events = _run(alerts, [0.5, 1.05, 1.1, 1.2, 1.3, 0.5, 0.5, 0.5])
+    assert [e["status"] for e in events] == ["open", "closed"]
+    opened, closed = events
+    # raised at window 3 (first peak >= 1.15), dated from window 1 (first over 1.0)
+    assert opened["start"] == closed["start"] == 0.5 and opened["peak_score"] == 1.2
+    assert closed["peak_score"] == 1.3 and closed["windows"] == 4 and closed["end"] == 3.0
+    assert opened["event_id"] == closed["event_id"]
+
+
+def test_without_confirm_every_opening_is_an_event():
+    plain = _run(StreamAlerts(AlertContext("s1", "ae", "v1", 16000), Threshold(1.0)), [0.5, 1.1, 1.1, 0.5, 0.5, 0.5])
+    assert [e["status"] for e in plain] == ["open", "closed"]
+
+
+def test_an_unconfirmed_excursion_survives_a_state_round_trip():
+    """The state topic carries a pending excursion: restored, its later peak raises the event
+    from the same first window as an uninterrupted stream."""
+    thr = Threshold(1.0, confirm=1.15)
+    scores = [0.5, 1.05, 1.1, 1.2, 0.5, 0.5, 0.5]
+    whole = _run(StreamAlerts(AlertContext("s1", "lstm", "v1", 16000), thr), scores)
+    first = StreamAlerts(AlertContext("s1", "lstm", "v1", 16000), thr)
+    ws = _windows(scores)
+    head = [e for w in ws[:3] for e in first.update(w)]
+    second = StreamAlerts(AlertContext("s1", "lstm", "v1", 16000), thr)
+    second.load(first.state())
+    tail = [e for w in ws[3:] for e in second.update(w)] + second.finish()
+    assert head == [] and tail == whole and len(whole) == 2
