@@ -181,6 +181,9 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlap-q", action="store_true", help="overlapping alerting windows: read the "
                    "gamma at the quantile at which the hysteresis opens as often as at --threshold-q "
                    "on independent windows (fewer false alarms, fewer detections)")
+    g.add_argument("--no-confirm", dest="confirm", action="store_false", help="overlapping alerting "
+                   "windows (nab): raise every excursion over the threshold, not only those whose peak "
+                   "stands 13 %% above it (telemanom's pruning, the default)")
     g.add_argument("--limit", type=int, help="first N runs/signals only (smoke runs)")
     g.add_argument("--seed", type=int, default=0)
 
@@ -201,7 +204,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     opts = SensorEvalOptions(scorer=args.scorer, params=params, frames=args.frames, seed=args.seed,
                              device=args.device,
                              threshold_q=SENSOR_Q if args.threshold_q is None else args.threshold_q,
-                             window_steps=args.window_steps, hop_steps=args.hop_steps, overlap_q=args.overlap_q, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
+                             window_steps=args.window_steps, hop_steps=args.hop_steps, overlap_q=args.overlap_q,
+                             confirm=args.confirm, hysteresis=_hysteresis(args.hysteresis, getattr(args, "config", None)),
                              limit=args.limit, train_stride=args.train_stride)
     say = (lambda m: print(m, file=sys.stderr)) if args.format == "json" else print
     if args.protocol == "skab":

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.threshold import PRUNE_P
+
 ORION_RULE = ("Orion find_anomalies, fixed threshold mean + 4 sigma in sliding windows "
               "(1/3 of the signal, step 1/10), no pruning, on the same window scores")
 TELEMANOM_RULE = ("telemanom non-parametric dynamic threshold (windows of 2100 scores, batches of 70, "
@@ -111,7 +113,7 @@ def telemanom_prune(e: np.ndarray, sequences: list[tuple[int, int]], flagged: np
 
 
 def telemanom_flags(scores: np.ndarray, *, window: int = 2100, batch: int = 70, buffer: int = 100,
-                    p: float = 0.13) -> np.ndarray:
+                    p: float = PRUNE_P) -> np.ndarray:
     """Points flagged by telemanom's rule. Windows of ``window`` scores advance by ``batch``
     (the last one reaching the end); each window decides its newest points (the first window
     all of its own), so a point is judged with the history before it, as telemanom runs."""

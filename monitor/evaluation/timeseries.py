@@ -14,11 +14,14 @@ are only used to count.
   detection overlaps it; a detection overlapping none is a false positive), pooled. The
   alerting window is 1 % of the signal (Orion's error-smoothing window), one step apart, and
   the gamma is read at ``threshold_q``. Such windows share all but one of their rows, so the
-  hysteresis opens on them far more often than on independent windows at the same quantile;
-  ``overlap_q`` reads the gamma at the quantile at which it opens as often
-  (``models.threshold.overlap_quantile``: 0.9987 for 2 of 3 on windows of 40 steps). That
-  removes NAB artificialNoAnomaly's false alarms but also most of realKnownCause's detections,
-  so it is not the default (``benchmarks/results/sensors/*-overlapq.json``).
+  hysteresis opens on them far more often than on independent windows at the same quantile:
+  every small excursion of their mean crosses it. By default (``confirm``) an excursion becomes
+  an event only once its peak stands ``PRUNE_P`` (13 %) over the threshold, telemanom's pruning
+  rule for smoothed errors (``models.threshold.confirm_ratio``); the event still starts at its
+  first window over the threshold. ``overlap_q`` instead reads the gamma at the quantile at
+  which the hysteresis opens as often as on independent windows
+  (``models.threshold.overlap_quantile``: 0.9987 for 2 of 3 on windows of 40 steps), which
+  also silences most of realKnownCause's detections (``benchmarks/results/sensors``).
 
 Beside the product's decision, both report what the anchors' own rules (Orion's mean + 4
 sigma, telemanom's dynamic threshold; ``monitor/evaluation/anchor_rules.py``) make of the same
@@ -36,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.threshold import PRUNE_P
 
 from monitor.alerting import HysteresisSpec
 from monitor.evaluation.anchor_rules import (ORION_RULE, SKAB_RULE, TELEMANOM_RULE, intervals, orion_flags, skab_flags,
@@ -77,6 +82,9 @@ class SensorEvalOptions:
     #: True: overlapping alerting windows read the gamma at the quantile at which the
     #: hysteresis opens as often as at ``threshold_q`` on independent windows (module docstring).
     overlap_q: bool = False
+    #: True: on overlapping alerting windows an event needs a peak ``models.threshold.PRUNE_P``
+    #: over the threshold (telemanom's pruning; module docstring).
+    confirm: bool = True
     hysteresis: HysteresisSpec = field(default_factory=HysteresisSpec)
     limit: int | None = None  # first N runs / signals only (smoke runs)
     train_stride: int | None = None  # training windows this many steps apart; None: the scorer's rule
@@ -306,7 +314,8 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         try:
             model.threshold = fit_sensor_threshold(model, [seg], [0], convention=opts.threshold_convention,
                                                    q=q, what=f"the whole signal {path.name} (no labels)",
-                                                   hysteresis=opts.hysteresis, overlap=opts.overlap_q)
+                                                   hysteresis=opts.hysteresis, overlap=opts.overlap_q,
+                                                   confirm=opts.confirm)
         except ThresholdError as exc:  # a constant signal (art_flatline): no model, so no machine event
             for counts in (total, anchor, tele):
                 counts["fn"] += len(truth)
@@ -331,6 +340,7 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
         rows_out.append({"signal": key, "points": int(len(seg)), "true_intervals": len(truth),
                          "detected": len(found), "fit_seconds": round(fit_seconds[-1], 3),
                          "threshold": model.threshold.value, "threshold_q": model.threshold.q,
+                         "confirm_level": model.threshold.confirm_level,
                          "window_steps": wsteps, "hop_steps": hop,
                          "windows": len(wins), "frames": chosen["frames"], "train_stride": chosen["train_stride"],
                          "period": chosen["period"],
@@ -351,7 +361,9 @@ def evaluate_nab(data: str | Path, subset: str, opts: SensorEvalOptions,
             "telemanom_rule": {"rule": TELEMANOM_RULE, **tele, **_prf(tele)},
             "decision": f"gamma {opts.threshold_convention} q={q} "
                         + ("(for independent windows; overlapping ones read at the quantile that opens as "
-                           "often) " if opts.overlap_q else "") + "on the signal's own window scores + "
+                           "often) " if opts.overlap_q else "") + "on the signal's own window scores"
+                        + (f", an event needs a peak {1 / (1 - PRUNE_P):.4g} x the threshold (telemanom's pruning "
+                           f"p {PRUNE_P:g}, overlapping windows)" if opts.confirm else "") + " + "
                         f"hysteresis {opts.hysteresis.k}/{opts.hysteresis.n} open, {opts.hysteresis.m} close; window "
                         f"{opts.window_steps or '1 % of the signal'} step(s), hop {opts.hop_steps or 1} step(s)",
             "published_orion_artificial": ORION_ARTIFICIAL if subset == "artificialWithAnomaly" else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from models.artifacts import PROBE, fingerprint_files, file_sha256, new_model_ve
 from models.base import FitReport, InputSpec, Progress, resolve_device
 from models.registry import scorer_class
 from models.sensor_rules import sensor_settings
-from models.threshold import CONVENTIONS, Threshold, fit_threshold, overlap_quantile
+from models.threshold import CONVENTIONS, Threshold, confirm_ratio, fit_threshold, overlap_quantile
 from workers.model import AlertingWindow, LoadedModel
 from workers.model_check import probe_windows
 from workers.offline import score_clips
@@ -128,21 +128,27 @@ def holdout_window_scores(model: LoadedModel, segments: list[np.ndarray], starts
 def fit_sensor_threshold(model: LoadedModel, segments: list[np.ndarray], starts: list[int], *,
                          method: str = "gamma", convention: str = "dcase", q: float | None = None,
                          what: str = "held-out rows", hysteresis: HysteresisSpec | None = None,
-                         overlap: bool = False) -> Threshold:
+                         overlap: bool = False, confirm: bool = True) -> Threshold:
     """The threshold on the window scores of rows ``starts[i]:`` of each segment, at ``q``.
-    With ``overlap``, alerting windows of several steps that overlap are read at the quantile
-    at which ``hysteresis`` opens as often as at ``q`` on independent windows
-    (``models.threshold.overlap_quantile``); one-step windows (the default) never overlap."""
+    Alerting windows of several steps that overlap are smoothed scores: with ``confirm`` an
+    event needs a peak ``PRUNE_P`` over the threshold (``models.threshold.confirm_ratio``);
+    with ``overlap`` the gamma is read at the quantile at which ``hysteresis`` opens as often
+    as at ``q`` on independent windows (``overlap_quantile``). One-step windows (the default
+    of ``monitor train``) never overlap, and neither applies."""
     scores = holdout_window_scores(model, segments, starts)
     length, hop = model.window.samples(model.frontend.sample_rate)
     fitted_on = f"{len(scores)} windows of {what}"
+    ratio = confirm_ratio(length=length, hop=hop) if confirm else None
+    if ratio:
+        fitted_on += f"; an event needs a peak {ratio:.4g} x the threshold (windows of {length} steps {hop} apart)"
     if overlap and method == "gamma" and hop < length:
         spec = hysteresis or HysteresisSpec()
         q_indep = CONVENTIONS[convention] if q is None else q
         q = overlap_quantile(q_indep, length=length, hop=hop, k=spec.k, n=spec.n)
         fitted_on += (f"; q {q:.5g} for windows of {length} steps {hop} apart "
                       f"({q_indep:g} for independent windows, {spec.k} of {spec.n} to open)")
-    return fit_threshold(scores, method=method, convention=convention, q=q, fitted_on=fitted_on)
+    return replace(fit_threshold(scores, method=method, convention=convention, q=q, fitted_on=fitted_on),
+                   confirm=ratio)
 
 
 def grid_segments(table: SensorTable, *, step_s: float, max_gap_s: float) -> list[np.ndarray]:

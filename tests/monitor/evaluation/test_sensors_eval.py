@@ -36,6 +36,7 @@ def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
     the subset folder's name; a missing one is named with the folders that exist."""
     import json
 
+    from models.threshold import PRUNE_P
     from monitor.errors import DataError
     from monitor.evaluation.timeseries import SensorEvalOptions, evaluate_nab
 
@@ -56,6 +57,11 @@ def test_nab_evaluates_any_subset_folder_of_a_nab_layout_root(tmp_path):
     assert res["subset"] == "pumpHall" and res["signals"] == 1
     row = res["rows"][0]  # the alerting window is 1 % of the signal, one step apart
     assert (row["window_steps"], row["hop_steps"], row["threshold_q"]) == (6, 1, 0.99)
+    # overlapping windows: an event needs a peak 1 / (1 - 0.13) x the threshold; the fault has it
+    assert row["confirm_level"] == pytest.approx(row["threshold"] / (1 - PRUNE_P)) and row["tp"] == 1
+    plain = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu", confirm=False))
+    assert plain["rows"][0]["confirm_level"] == plain["rows"][0]["threshold"] == row["threshold"]
+    assert plain["rows"][0]["detected"] >= row["detected"]
     over = evaluate_nab(tmp_path, "pumpHall", SensorEvalOptions(scorer="arima", device="cpu", overlap_q=True))
     assert over["rows"][0]["threshold_q"] > 0.99 and over["rows"][0]["threshold"] > row["threshold"]
     with pytest.raises(DataError, match="found: pumpHall"):
@@ -114,3 +120,29 @@ def test_overlapping_windows_at_the_overlap_quantile_open_as_often_as_independen
     assert 0.99 < q_overlap < 1.0 and one_step > 30
     assert 0.6 < at_overlap_q / one_step < 1.6
     assert at_q > 3 * one_step
+
+
+def test_white_noise_excursions_are_not_confirmed_but_a_fault_is():
+    """Windows of 40 steps one step apart over white noise: at q 0.99 (fitted on the noise)
+    their mean crosses the threshold in small excursions; with the confirmation level none becomes an event, while
+    a level shift of 1.5 sigma over 60 steps still does. Seeded, ARIMA-like scores (|z|)."""
+    from models.threshold import PRUNE_P, Threshold, confirm_ratio, fit_threshold
+    from monitor.alerting import AlertContext, StreamAlerts
+    from workers.windowing import WindowScore
+
+    rng = np.random.default_rng(3)
+    steps = np.abs(rng.standard_normal(4000))
+    steps[3000:3060] = np.abs(rng.standard_normal(60) + 1.5)
+    means = np.convolve(steps, np.ones(40) / 40, mode="valid")
+    fit = fit_threshold(means[:2900], q=0.99)  # fitted on the normal part, as on held-out rows
+
+    def events(thr: Threshold):
+        alerts = StreamAlerts(AlertContext("s", "arima", "v1", 1), thr)
+        out = [e for i, v in enumerate(means) for e in alerts.update(WindowScore("s", i, i, i + 40, float(v), 1))]
+        return [e for e in out + alerts.finish() if e["status"] == "closed"]
+
+    plain = events(fit)
+    confirmed = events(Threshold(fit.value, params=fit.params, confirm=confirm_ratio(length=40, hop=1)))
+    assert len(plain) >= 3  # noise excursions and the fault
+    assert [(e["start_sample"] <= 3060 and e["end_sample"] >= 3000) for e in confirmed] == [True]
+    assert confirmed[0]["peak_score"] >= fit.value / (1 - PRUNE_P)
