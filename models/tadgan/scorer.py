@@ -116,17 +116,7 @@ class TadGanScorer(Scorer):
                                stopping=EarlyStopping(h["patience"], min_delta=1e-3, restore_best=True),
                                progress=progress)
         m.eval()
-        with torch.no_grad():
-            rec, critic = [], []
-            for i in range(0, len(x), 512):
-                per_channel, c = self._raw(x[i:i + 512])
-                rec.append(per_channel.mean(1))
-                critic.append(c)
-            rec, critic = torch.cat(rec), torch.cat(critic)
-            q1, q3 = torch.quantile(critic, 0.25), torch.quantile(critic, 0.75)
-            mid = critic[(critic >= q1) & (critic <= q3)]
-            m.score_stats.copy_(torch.stack([rec.mean(), rec.std().clamp_min(1e-6),
-                                             mid.mean(), critic.std().clamp_min(1e-6)]))
+        self.fit_score_stats(x)
         return FitReport(epochs=info["epochs"], seconds=time.perf_counter() - t0, final_loss=info["final_loss"],
                          n_windows=int(len(x)), extra={"best_epoch": info["best_epoch"],
                                                        "validation_loss": info["validation_loss"],
@@ -180,6 +170,22 @@ class TadGanScorer(Scorer):
         losses = {k: sums[k] / max(counts[k], 1) for k in sums}
         finite_or_raise(self.name, sum(losses.values()))
         return losses
+
+    @torch.no_grad()
+    def fit_score_stats(self, x: torch.Tensor) -> None:
+        """The z-scoring statistics of ``score_detail`` (mean and spread of the reconstruction
+        errors, centre and spread of the critic) from scaled training windows ``x``, under the
+        current ``rec_error``."""
+        rec, critic = [], []
+        for i in range(0, len(x), 512):
+            per_channel, c = self._raw(x[i:i + 512])
+            rec.append(per_channel.mean(1))
+            critic.append(c)
+        rec, critic = torch.cat(rec), torch.cat(critic)
+        q1, q3 = torch.quantile(critic, 0.25), torch.quantile(critic, 0.75)
+        mid = critic[(critic >= q1) & (critic <= q3)]
+        self.module.score_stats.copy_(torch.stack([rec.mean(), rec.std().clamp_min(1e-6),
+                                                   mid.mean(), critic.std().clamp_min(1e-6)]))
 
     def _raw(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled windows -> (per-channel reconstruction error ``[B, F]``, critic ``[B]``)."""
