@@ -10,7 +10,11 @@ stride and epochs come from its rules (``models/sensor_rules.py``, early stoppin
 flags. Every other row is a hand-set variant, named by what it sets; those settings were fixed
 per benchmark (TadGAN's 5 / 10 epochs and training strides 8 / 16 were cut to what 2 shared
 CPU cores allowed). ``nab-quiet`` is NAB artificialNoAnomaly: every event there is a false
-alarm. ``<protocol>-<scorer>-overlapq`` rows are the defaults with ``overlap_q`` (the gamma read
+alarm. On NAB's overlapping alerting windows the defaults raise an event only once its peak
+stands 13 % over the threshold (telemanom's pruning, ``models.threshold.confirm_ratio``);
+``<protocol>-<scorer>-default-noconfirm`` rows are the defaults without it (``monitor evaluate
+--no-confirm``), and the hand-set rows are pinned without it, as they ran.
+``<protocol>-<scorer>-overlapq`` rows are the defaults with ``overlap_q`` (the gamma read
 at the quantile at which the hysteresis opens on NAB's overlapping windows as often as on
 independent ones; ``monitor evaluate --overlap-q``).
 Results are written as JSON per configuration plus a summary table (``summary.md``);
@@ -83,9 +87,15 @@ for _name, (_p, _s, _kw) in VARIANTS.items():
         _kw.setdefault("params", {}).setdefault("season", 0)
     if _s == "tadgan":  # trained on every window, all its epochs
         _kw.setdefault("params", {}).setdefault("validation", 0.0)
+    if _p != "skab":  # raised every excursion over the threshold (no confirmation level yet)
+        _kw.setdefault("confirm", False)
+#: The defaults without the confirmation level on NAB's overlapping windows (``--no-confirm``):
+#: what the defaults did before telemanom's pruning rule was adopted.
+NO_CONFIRM = {f"{p}-{s}-default-noconfirm": (p, s, {"confirm": False}) for p in PROTOCOLS if p != "skab"
+              for s in SCORERS}
 #: The defaults with the overlap quantile on NAB (SKAB's one-step windows do not overlap).
 OVERLAP_Q = {f"{p}-{s}-overlapq": (p, s, {"overlap_q": True}) for p in PROTOCOLS if p != "skab" for s in SCORERS}
-CONFIGS = {**DEFAULTS, **VARIANTS, **OVERLAP_Q}
+CONFIGS = {**DEFAULTS, **VARIANTS, **NO_CONFIRM, **OVERLAP_Q}
 
 
 def run(name: str, out: Path) -> dict:

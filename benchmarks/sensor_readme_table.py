@@ -4,8 +4,9 @@
 
 The table sits between the ``sensor-table`` markers in README.md. Rows marked *default* are
 ``benchmarks/sensor_benchmarks.py``'s ``-default`` configurations (no sensor flags: every setting
-from the scorers' rules); the others are the hand-set variants that file names, kept for
-comparison. ``--check`` exits 1 when README.md differs from what the results give.
+from the scorers' rules); ``--no-confirm`` rows are the defaults raising every excursion on NAB's
+overlapping windows (``-default-noconfirm``; SKAB's one-step windows are not affected); the
+others are the hand-set variants that file names, kept for comparison. ``--check`` exits 1 when README.md differs from what the results give.
 """
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def table(folder: Path = RESULTS) -> str:
             continue
         rows.append(f"| **{s}, default** | {skab_cell(skab)} | | {f1_cell(art, ORION.get(s, ''))} | "
                     f"{f1_cell(real)} | {quiet_cell(quiet)} | {fit_cell(skab, [art, real, quiet])} |")
+    for s in SCORERS:
+        art, real, quiet = (load(f"{p}-{s}-default-noconfirm", folder) for p in ("nab-art", "nab-real", "nab-quiet"))
+        if any((art, real, quiet)):
+            rows.append(f"| {s}, default, `--no-confirm` (NAB: every excursion an event) | | | {f1_cell(art)} | "
+                        f"{f1_cell(real)} | {quiet_cell(quiet)} | {fit_cell(None, [art, real, quiet])} |")
     for label, (sk, a, r, cv) in HAND_SET.items():
         skab, art, real = load(sk, folder), load(a, folder), load(r, folder)
         cvres = load(cv, folder / "cv") if cv else None
