@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from monitor.errors import ConfigError
 from monitor.runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,11 @@ class HealthServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = _BoundedHTTPServer((host, port), Handler, max_threads=max_threads)
+        try:
+            self.server = _BoundedHTTPServer((host, port), Handler, max_threads=max_threads)
+        except OSError as exc:  # a port in use, an address this machine lacks
+            raise ConfigError(f"health endpoint: cannot listen on {host}:{port} (health.host, health.port; "
+                              f"worker N listens on health.port + N): {exc.strerror or exc}") from None
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)
         self.thread.start()

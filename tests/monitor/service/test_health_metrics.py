@@ -106,3 +106,19 @@ def test_every_metric_is_in_the_readme_and_the_alert_rules_name_real_ones():
         "MonitorWorkerNotReady", "MonitorCommitLagGrowing", "MonitorNoWindowsScored"}
     used = {n for e in exprs for n in re.findall(r"monitor_\w+", e)}
     assert used <= want, sorted(used - want)
+
+
+def test_a_health_port_in_use_is_one_line_naming_the_setting():
+    import socket
+
+    import pytest
+
+    from monitor.errors import ConfigError
+    from monitor.service.health import HealthServer, Metrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"127\.0\.0\.1:{port} \(health\.host, health\.port.*in use"):
+            HealthServer(host="127.0.0.1", port=port, metrics=Metrics())
