@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,7 +40,33 @@ def tansu_binary() -> Path:
     return path
 
 
+#: Where the kernel takes the local ports of outgoing connections (Linux's default if unknown).
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Free ports are looked for from here up to the ephemeral range.
+LOW_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing is bound to, below the ephemeral range where one exists: a port the
+    system hands out for port 0 comes from that range, and any outgoing connection (a Kafka
+    client's) may take it as its local port before the server meant for it binds ('Address
+    already in use', seen under a full test run)."""
+    low, rng = _ephemeral_low(), random.SystemRandom()
+    for _ in range(64):
+        port = rng.randrange(LOW_PORT, low) if low > LOW_PORT + 1000 else 0
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
