@@ -48,17 +48,25 @@ RULES = ("q", "overlap-q", "merge", "confirm", "confirm+merge", "overlap-q-confi
 Q = 0.99
 
 
-def cache_scores(scorer: str, subset: str, path: Path, dst: Path) -> None:
-    """Fit ``scorer``'s defaults on one series and keep its one-step window scores."""
+def fit_default(scorer: str, path: Path):
+    """``scorer``'s default fit on one NAB series, as ``evaluate --protocol nab`` makes it with no
+    flags: (model without a threshold, the gridded series, its table, the chosen settings)."""
     table = read_sensor_csv(path, time_column="timestamp", channels=["value"], sort=True)
     step = infer_step(table.ts_s)
     seg = grid_segments(table, step_s=step, max_gap_s=1e12)[0]
     spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
     chosen = sensor_defaults(scorer, [seg], frames=None, train_stride=None)
-    wsteps = max(1, round(0.01 * len(seg)))
     model, _ = build_sensor_model(scorer=scorer, spec=spec, train=[seg], frames=chosen["frames"],
-                                  window_steps=wsteps, hop_steps=1, seed=0, device="cpu",
-                                  train_stride=chosen["train_stride"])
+                                  window_steps=max(1, round(0.01 * len(seg))), hop_steps=1, seed=0,
+                                  device="cpu", train_stride=chosen["train_stride"])
+    return model, seg, table, chosen
+
+
+def cache_scores(scorer: str, subset: str, path: Path, dst: Path) -> None:
+    """Fit ``scorer``'s defaults on one series and keep its one-step window scores."""
+    model, seg, table, _ = fit_default(scorer, path)
+    step = infer_step(table.ts_s)
+    wsteps, _ = model.window.samples(model.frontend.sample_rate)
     labels = json.loads((_nab_root(DATA) / "labels" / "combined_windows.json").read_text())
     truth = np.array([(_to_seconds(a), _to_seconds(b)) for a, b in labels[f"{subset}/{path.name}"]]).reshape(-1, 2)
     try:

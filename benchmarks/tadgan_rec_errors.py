@@ -21,26 +21,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.sensor_alerting_rules import DATA, SUBSETS, cache_scores, table  # noqa: E402
+from benchmarks.sensor_alerting_rules import DATA, SUBSETS, cache_scores, fit_default, table  # noqa: E402
 from monitor.evaluation.timeseries import _nab_root  # noqa: E402
-from monitor.sources.csv_sensors import infer_step, read_sensor_csv  # noqa: E402
-from monitor.training.sensors import (build_sensor_model, grid_segments, holdout_window_scores,  # noqa: E402
-                                      sensor_defaults, sensor_spec)
+from monitor.training.sensors import holdout_window_scores  # noqa: E402
 
 REC_ERRORS = ("point", "area", "dtw")
 
 
 def rescore(path: Path) -> dict[str, np.ndarray]:
     """One default fit of ``path``; its window scores under every reconstruction error."""
-    table_ = read_sensor_csv(path, time_column="timestamp", channels=["value"], sort=True)
-    step = infer_step(table_.ts_s)
-    seg = grid_segments(table_, step_s=step, max_gap_s=1e12)[0]
-    spec = sensor_spec([seg], channels=["value"], step_s=step, max_gap_s=1e12, time_column="timestamp")
-    chosen = sensor_defaults("tadgan", [seg], frames=None, train_stride=None)
+    model, seg, _, chosen = fit_default("tadgan", path)
     frames, stride = chosen["frames"], chosen["train_stride"]
-    model, _ = build_sensor_model(scorer="tadgan", spec=spec, train=[seg], frames=frames,
-                                  window_steps=max(1, round(0.01 * len(seg))), hop_steps=1, seed=0,
-                                  device="cpu", train_stride=stride)
     sc = model.scorer
     raw = torch.from_numpy(model.frontend.normalise(seg)).unfold(0, frames, stride).transpose(1, 2)
     x = sc.module.scale(raw.contiguous().float())  # the training windows, as fit saw them
